@@ -1,0 +1,63 @@
+"""``TorchEmbedder``: a trained STA checkpoint behind the ``Embedder`` protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reid_model.checkpoint import load_model
+from reid_model.preprocess import preprocess_clips
+
+
+def validate_clips(clips: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """Check ``clips`` is uint8 ``(N, T, H, W, 3)`` at ``input_size``; raise ValueError saying what arrived."""
+    clips = np.asarray(clips)
+    if clips.dtype != np.uint8:
+        raise ValueError(f"clips must be uint8 RGB, got dtype {clips.dtype}")
+    if clips.ndim != 5 or clips.shape[-1] != 3 or clips.shape[1] < 1:
+        raise ValueError(f"clips must be (N, T, H, W, 3), got shape {clips.shape}")
+    if tuple(clips.shape[2:4]) != tuple(input_size):
+        raise ValueError(f"crops must be {input_size[0]}x{input_size[1]} (HxW), got {clips.shape[2]}x{clips.shape[3]}")
+    return clips
+
+
+class TorchEmbedder:
+    """Embeds uint8 RGB clips with a PyTorch STA checkpoint, batched, without gradients.
+
+    Args:
+        checkpoint: a ``.pt`` file from ``reid_model train``.
+        device: "cpu", "cuda", "cuda:1"...; default CUDA when available.
+        batch_size: clips per forward pass.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str | None = None, batch_size: int = 16) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model, self.config = load_model(checkpoint, map_location=self.device)
+        self.model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.input_size = (self.config.height, self.config.width)
+        self.seq_len = self.config.seq_len
+        self.feature_dim = self.config.feature_dim
+
+    def embed(self, clips: np.ndarray) -> np.ndarray:
+        """``(N, T, H, W, 3)`` uint8 RGB -> ``(N, feature_dim)`` float32 raw features."""
+        return self.embed_with_bn(clips)[0]
+
+    def embed_with_bn(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw and BN features, each ``(N, feature_dim)`` float32."""
+        clips = validate_clips(clips, self.input_size)
+        raws, bns = [], []
+        with torch.inference_mode():
+            for start in range(0, len(clips), self.batch_size):
+                batch = torch.from_numpy(clips[start : start + self.batch_size]).to(self.device)
+                out = self.model(preprocess_clips(batch))
+                raws.append(out.raw_feature.float().cpu().numpy())
+                bns.append(out.bn_feature.float().cpu().numpy())
+        if not raws:
+            empty = np.zeros((0, self.feature_dim), np.float32)
+            return empty, empty.copy()
+        return np.concatenate(raws), np.concatenate(bns)
