@@ -1,0 +1,136 @@
+"""Real person clips for verification, calibration and benchmarks (numpy + OpenCV, no torch).
+
+Two sources:
+- a folder of crop images (``--calib DIR``): every image under it, grouped by folder and taken
+  in name order, becomes consecutive clips of ``seq_len`` frames;
+- the PETS09-S2L1 video in the shared assets with its MOT ground-truth boxes: real pedestrians,
+  4 frames of one person per clip, as the tracker would cut them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from mcreid.assets import find_asset
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+PETS_VIDEO = "videos/pets09_s2l1/view001_480x360.avi"
+PETS_GT = "videos/pets09_s2l1/gt_frames001-124_768x576.txt"
+PETS_SCALE = 0.625  # the ground truth is in the original 768x576 frame
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ImportError("reading crops needs OpenCV: pip install opencv-python") from exc
+    return cv2
+
+
+def resize_rgb(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A BGR image resized (bilinear) to ``size`` = (H, W), as uint8 RGB ``(H, W, 3)``."""
+    cv2 = _cv2()
+    resized = cv2.resize(bgr, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+
+
+def _chunk(frames: list[np.ndarray], seq_len: int) -> list[np.ndarray]:
+    """Consecutive clips of ``seq_len``; a last partial clip is completed by repeating its frames."""
+    clips = []
+    for start in range(0, len(frames), seq_len):
+        part = frames[start : start + seq_len]
+        part = [part[i % len(part)] for i in range(seq_len)]
+        clips.append(np.stack(part))
+    return clips
+
+
+def folder_clips(folder: str | Path, size: tuple[int, int], seq_len: int, limit: int | None = None) -> np.ndarray:
+    """Clips ``(N, seq_len, H, W, 3)`` uint8 RGB from the crop images under ``folder``.
+
+    Raises:
+        FileNotFoundError: no such folder, or no images in it.
+    """
+    cv2 = _cv2()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"crop folder not found: {folder} (expected a folder of person crop images)")
+    by_parent: dict[Path, list[Path]] = defaultdict(list)
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            by_parent[path.parent].append(path)
+    clips: list[np.ndarray] = []
+    for paths in by_parent.values():
+        frames = [resize_rgb(img, size) for img in (cv2.imread(str(p)) for p in paths) if img is not None]
+        clips.extend(_chunk(frames, seq_len) if frames else [])
+    if not clips:
+        raise FileNotFoundError(f"no readable crop images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    return np.stack(clips[:limit])
+
+
+def pets_clips(size: tuple[int, int], seq_len: int, max_clips: int = 8, frame_step: int = 2) -> np.ndarray | None:
+    """Real pedestrian clips ``(N, seq_len, H, W, 3)`` from PETS09-S2L1 and its ground truth.
+
+    Each clip holds one person in frames ``f, f + frame_step, ...``; people take turns so the
+    clips cover several identities. Returns None when the video or ground truth is absent.
+    """
+    video, gt = find_asset(PETS_VIDEO), find_asset(PETS_GT)
+    if video is None or gt is None:
+        return None
+    rows = np.loadtxt(gt, delimiter=",", ndmin=2)
+    boxes: dict[int, dict[int, np.ndarray]] = defaultdict(dict)  # person -> frame -> xyxy
+    for frame, pid, x, y, w, h in rows[:, :6]:
+        boxes[int(pid)][int(frame)] = np.array([x, y, x + w, y + h]) * PETS_SCALE
+    span = seq_len * frame_step
+    plans = []  # (person, frames) in round-robin order over people
+    starts = {pid: sorted(frames) for pid, frames in boxes.items()}
+    for offset in range(0, 124, span):
+        for pid, frames in sorted(starts.items()):
+            wanted = [frames[0] + offset + k * frame_step for k in range(seq_len)]
+            if all(f in boxes[pid] for f in wanted):
+                plans.append((pid, wanted))
+    plans = plans[:max_clips]
+    if not plans:
+        return None
+    needed = max(f for _, frames in plans for f in frames)
+    decoded = _decode(video, needed)
+    clips = [np.stack([_crop(decoded[f - 1], boxes[pid][f], size) for f in frames]) for pid, frames in plans]
+    return np.stack(clips)
+
+
+def _decode(video: Path, count: int) -> list[np.ndarray]:
+    cv2 = _cv2()
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if len(frames) < count:
+        raise ValueError(f"{video}: wanted {count} frames, could decode {len(frames)}")
+    return frames
+
+
+def _crop(frame: np.ndarray, xyxy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    height, width = frame.shape[:2]
+    x1, y1, x2, y2 = np.round(xyxy).astype(int)
+    x1, y1 = max(0, x1), max(0, y1)
+    x2, y2 = min(width, max(x2, x1 + 1)), min(height, max(y2, y1 + 1))
+    return resize_rgb(frame[y1:y2, x1:x2], size)
+
+
+def real_or_random_clips(size: tuple[int, int], seq_len: int, count: int = 8, seed: int = 0) -> tuple[np.ndarray, str]:
+    """PETS clips when the assets are present, else random uint8 clips; and which it was."""
+    clips = pets_clips(size, seq_len, max_clips=count)
+    if clips is not None and len(clips):
+        return clips, f"{len(clips)} real PETS09-S2L1 clips"
+    logger.warning("PETS09 video not found under the assets; verifying on random clips")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(count, seq_len, *size, 3), dtype=np.uint8), f"{count} random clips"
