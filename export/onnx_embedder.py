@@ -17,28 +17,11 @@ from typing import Sequence
 import numpy as np
 
 from export.metadata import ExportMetadata
+from mcreid.embedder import validate_clips
 from export.runtime import create_session
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def validate_clips(clips: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """Check ``clips`` is uint8 ``(N, T, H, W, 3)`` with ``(H, W) == input_size``.
-
-    Raises:
-        ValueError: saying what was expected and what arrived.
-    """
-    clips = np.asarray(clips)
-    if clips.dtype != np.uint8:
-        raise ValueError(f"clips must be uint8 RGB, got dtype {clips.dtype}")
-    if clips.ndim != 5 or clips.shape[-1] != 3 or clips.shape[1] < 1:
-        raise ValueError(f"clips must be (N, T, H, W, 3) with T >= 1, got shape {clips.shape}")
-    if tuple(clips.shape[2:4]) != tuple(input_size):
-        raise ValueError(
-            f"crops must be {input_size[0]}x{input_size[1]} (HxW), got {clips.shape[2]}x{clips.shape[3]}"
-        )
-    return clips
 
 
 def _check_batch_size(batch_size: int) -> None:

@@ -29,3 +29,21 @@ class Embedder(Protocol):
     def embed(self, clips: np.ndarray) -> np.ndarray:
         """``(N, T, H, W, 3)`` uint8 RGB clips -> ``(N, D)`` float32 raw features."""
         ...
+
+
+def validate_clips(clips: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """Check ``clips`` is uint8 ``(N, T, H, W, 3)`` with ``(H, W) == input_size``; every backend calls it.
+
+    Raises:
+        ValueError: saying what was expected and what arrived.
+    """
+    clips = np.asarray(clips)
+    if clips.dtype != np.uint8:
+        raise ValueError(f"clips must be uint8 RGB, got dtype {clips.dtype}")
+    if clips.ndim != 5 or clips.shape[-1] != 3 or clips.shape[1] < 1:
+        raise ValueError(f"clips must be (N, T, H, W, 3) with T >= 1, got shape {clips.shape}")
+    if tuple(clips.shape[2:4]) != tuple(input_size):
+        raise ValueError(
+            f"crops must be {input_size[0]}x{input_size[1]} (HxW), got {clips.shape[2]}x{clips.shape[3]}"
+        )
+    return clips

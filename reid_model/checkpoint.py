@@ -43,7 +43,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+        raise ValueError(
+            f"cannot read checkpoint {path}: not a PyTorch checkpoint, truncated or corrupt "
+            f"({type(exc).__name__}: {exc}); expected a .pt file written by `reid_model train`"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(

@@ -7,20 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mcreid.embedder import validate_clips
 from reid_model.checkpoint import load_model
 from reid_model.preprocess import preprocess_clips
-
-
-def validate_clips(clips: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """Check ``clips`` is uint8 ``(N, T, H, W, 3)`` at ``input_size``; raise ValueError saying what arrived."""
-    clips = np.asarray(clips)
-    if clips.dtype != np.uint8:
-        raise ValueError(f"clips must be uint8 RGB, got dtype {clips.dtype}")
-    if clips.ndim != 5 or clips.shape[-1] != 3 or clips.shape[1] < 1:
-        raise ValueError(f"clips must be (N, T, H, W, 3), got shape {clips.shape}")
-    if tuple(clips.shape[2:4]) != tuple(input_size):
-        raise ValueError(f"crops must be {input_size[0]}x{input_size[1]} (HxW), got {clips.shape[2]}x{clips.shape[3]}")
-    return clips
 
 
 class TorchEmbedder:
