@@ -1,0 +1,265 @@
+"""The synchronous core: frames of several cameras in, boxes with global identities out.
+
+``Pipeline.step`` runs one round over the cameras that have a frame: detect (one batched call or
+one per frame) -> per-camera tracking -> crops into clips -> the scheduler picks clips -> the
+embedder -> running-mean signatures -> global identities. It knows nothing about threads or
+sources; ``tracker.runner.PipelineRunner`` drives it from readers.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from mcreid.assets import asset_path
+from mcreid.embedder import Embedder
+from tracker.clips import ClipBuilder, CropFilter
+from tracker.config import TrackerConfig
+from tracker.detector import Detector, YoloDetector
+from tracker.matching import IdentityMatcher
+from tracker.scheduler import ClipScheduler
+from tracker.tracking import CameraTracker
+from tracker.types import CameraFrame, Clip, Detections, FrameResult, GlobalIdentity
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REID = "weights/osnet_x0_25_msmt17.onnx"
+STAGES = ("decode", "detect", "track", "crop", "embed", "match")
+GREY = (160, 160, 160)
+
+
+def colour_for(global_id: int) -> tuple[int, int, int]:
+    """A stable, well-spread BGR colour per global id (golden-ratio hues); grey for 0."""
+    if global_id <= 0:
+        return GREY
+    hue = (global_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+    return (int(b * 255), int(g * 255), int(r * 255))
+
+
+def build_embedder(reid: str | None) -> Embedder:
+    """The re-ID embedder: an STA clip export, a per-image ONNX model, or the bundled OSNet.
+
+    Raises:
+        FileNotFoundError: the given model (or the bundled one) is missing.
+        ImportError: onnxruntime is not installed.
+    """
+    try:
+        from export.onnx_embedder import OnnxClipEmbedder, OnnxImageEmbedder
+    except ImportError as exc:
+        raise ImportError(f"the re-ID embedders need onnxruntime: pip install -e '.[onnx]' ({exc})") from exc
+    if reid is None:
+        path = asset_path(DEFAULT_REID, "the bundled OSNet x0.25 re-ID model (ONNX)",
+                          "or pass --reid MODEL.onnx (an STA export from mcreid-export)")
+        log.info("no --reid given: using the bundled OSNet x0.25 *image* re-ID model (%s), frame features "
+                 "averaged per clip; pass --reid STA.onnx for the video model", path)
+        return OnnxImageEmbedder(path)
+    path = Path(reid).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"re-ID model not found: {path}; expected an .onnx file (an STA export from "
+                                "mcreid-export, or a per-image model such as osnet_x0_25_msmt17.onnx)")
+    try:
+        embedder = OnnxClipEmbedder(path)
+        log.info("re-ID: STA clip model %s", path)
+    except ValueError:  # no STA outputs/metadata: a per-image model
+        embedder = OnnxImageEmbedder(path)
+        log.info("re-ID: per-image model %s, frame features averaged per clip", path)
+    return embedder
+
+
+@dataclass
+class StageTimings:
+    """Recent seconds per stage (bounded), for stats and benchmarks."""
+
+    window: int = 500
+    samples: dict[str, deque] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.samples.setdefault(stage, deque(maxlen=self.window)).append(seconds)
+
+    def mean_ms(self) -> dict[str, float]:
+        return {s: float(np.mean(v)) * 1000 for s, v in self.samples.items() if v}
+
+    def median_ms(self) -> dict[str, float]:
+        return {s: float(np.median(v)) * 1000 for s, v in self.samples.items() if v}
+
+    def total_s(self) -> dict[str, float]:
+        return {s: float(np.sum(v)) for s, v in self.samples.items()}
+
+
+@dataclass
+class _Camera:
+    tracker: CameraTracker
+    clips: ClipBuilder
+    steps: int = 0
+    last_step: dict[int, int] = field(default_factory=dict)  # track -> step it was last seen
+
+
+class Pipeline:
+    """Detection, tracking, clips, signatures and global identities over several cameras.
+
+    Args:
+        config: the options.
+        detector: finds people (``YoloDetector`` or any ``Detector``).
+        embedder: clips -> raw features (``Embedder``).
+        tracker_factory: ``config -> CameraTracker``-like object with ``update(detections, frame)``.
+        clock: seconds, for stage timings.
+    """
+
+    def __init__(self, config: TrackerConfig, detector: Detector, embedder: Embedder,
+                 tracker_factory: Callable[[TrackerConfig], CameraTracker] = CameraTracker,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.config, self.detector, self.embedder = config, detector, embedder
+        self._tracker_factory, self._clock = tracker_factory, clock
+        self.matcher = IdentityMatcher(embedder.feature_dim, config.match_threshold, config.min_clips,
+                                       config.revise_margin)
+        self.scheduler = ClipScheduler(config.embed_budget_ms / 1000 if config.realtime else None)
+        self.crop_filter = CropFilter(config.min_crop_height, config.min_crop_width, config.min_crop_conf,
+                                      config.border_margin)
+        self.timings = StageTimings()
+        self._cameras: dict[str, _Camera] = {}
+        self._thumbnails: dict[int, tuple[float, np.ndarray]] = {}  # global id -> (score, BGR crop)
+
+    # -- cameras -------------------------------------------------------------------------------
+    def add_camera(self, camera_id: str) -> None:
+        """Start a camera (its own tracker and clip state); ValueError if the name is taken."""
+        if camera_id in self._cameras:
+            raise ValueError(f"camera {camera_id!r} already exists")
+        clips = ClipBuilder(camera_id, self.embedder.input_size, self.config.clip_len, self.config.clip_stride,
+                            self.crop_filter)
+        self._cameras[camera_id] = _Camera(self._tracker_factory(self.config), clips)
+
+    @property
+    def camera_ids(self) -> list[str]:
+        return list(self._cameras)
+
+    def end_camera(self, camera_id: str) -> dict[int, int]:
+        """End every track of a camera that stopped; returns ``{track_id: final global id (0: none)}``."""
+        camera = self._cameras.pop(camera_id, None)
+        if camera is None:
+            return {}
+        for track_id in camera.last_step:
+            self.matcher.end_track(camera_id, track_id)
+        ended = self.matcher.resolve()
+        self._keep_thumbnails({camera_id: camera}, ended)
+        return {tid: gid for (cam, tid), gid in ended.items() if cam == camera_id}
+
+    def finish(self) -> dict[str, dict[int, int]]:
+        """End every camera; ``{camera_id: {track_id: final global id}}``."""
+        return {camera_id: self.end_camera(camera_id) for camera_id in list(self._cameras)}
+
+    # -- one step ------------------------------------------------------------------------------
+    def step(self, frames: Sequence[CameraFrame]) -> list[FrameResult]:
+        """Process one frame from each of some cameras (each camera at most once).
+
+        Returns:
+            One ``FrameResult`` per input frame, in the same order.
+        """
+        if len({f.camera_id for f in frames}) != len(frames):
+            raise ValueError(f"one frame per camera per step, got cameras {[f.camera_id for f in frames]}")
+        for frame in frames:
+            if frame.camera_id not in self._cameras:
+                self.add_camera(frame.camera_id)
+        tic = self._clock()
+        detections = self.detector.detect([f.image for f in frames])
+        tic = self._lap("detect", tic)
+        tracked = [self._cameras[f.camera_id].tracker.update(d, f.image) for f, d in zip(frames, detections)]
+        tic = self._lap("track", tic)
+        clips = self._crop(frames, tracked)
+        tic = self._lap("crop", tic)
+        self._embed(clips)
+        tic = self._lap("embed", tic)
+        ended = self._end_stale_tracks()
+        self._lap("match", tic)
+        return [self._result(f, t, ended) for f, t in zip(frames, tracked)]
+
+    def _lap(self, stage: str, tic: float) -> float:
+        toc = self._clock()
+        self.timings.add(stage, toc - tic)
+        return toc
+
+    def _crop(self, frames: Sequence[CameraFrame], tracked: list[Detections]) -> list[Clip]:
+        clips: list[Clip] = []
+        for frame, boxes in zip(frames, tracked):
+            camera = self._cameras[frame.camera_id]
+            camera.steps += 1
+            for track_id in boxes.track_id:
+                camera.last_step[int(track_id)] = camera.steps
+                self.matcher.observe(frame.camera_id, int(track_id), frame.frame_index, frame.time_s)
+            clips += camera.clips.update(frame.image, frame.frame_index, boxes)
+        return clips
+
+    def _embed(self, clips: list[Clip]) -> None:
+        chosen = self.scheduler.select(clips, self.matcher.clip_counts())
+        batch = self.config.embed_batch
+        for start in range(0, len(chosen), batch):
+            part = chosen[start:start + batch]
+            tic = time.perf_counter()
+            features = self.embedder.embed(np.stack([c.crops for c in part]))
+            self.scheduler.record(len(part), time.perf_counter() - tic)
+            for clip, feature in zip(part, features):
+                self.matcher.add_feature(clip.camera_id, clip.track_id, feature)
+
+    def _end_stale_tracks(self) -> dict[tuple[str, int], int]:
+        """Tracks unseen for longer than the tracker keeps them are over; then resolve identities."""
+        for camera_id, camera in self._cameras.items():
+            for track_id, last in list(camera.last_step.items()):
+                if camera.steps - last > self.config.track_buffer:
+                    self.matcher.end_track(camera_id, track_id)
+        ended = self.matcher.resolve()
+        self._keep_thumbnails(self._cameras, ended)
+        return ended
+
+    def _keep_thumbnails(self, cameras: dict[str, _Camera], ended: dict[tuple[str, int], int]) -> None:
+        """Fold ended tracks' best crops into their identity, then forget the tracks."""
+        for (camera_id, track_id), gid in ended.items():
+            camera = cameras.get(camera_id)
+            if camera is None:
+                continue
+            if gid:
+                self._offer_thumbnail(gid, *camera.clips.thumbnail(track_id))
+            camera.clips.drop_track(track_id)
+            camera.last_step.pop(track_id, None)
+
+    def _offer_thumbnail(self, gid: int, image: np.ndarray | None, score: float) -> None:
+        if image is not None and score > self._thumbnails.get(gid, (-1.0, None))[0]:
+            self._thumbnails[gid] = (score, image)
+
+    def _result(self, frame: CameraFrame, boxes: Detections, ended: dict[tuple[str, int], int]) -> FrameResult:
+        gids = np.array([self.matcher.global_id(frame.camera_id, int(t)) for t in boxes.track_id], np.int64)
+        now = time.monotonic()
+        return FrameResult(
+            camera_id=frame.camera_id, frame_index=frame.frame_index, image=frame.image, xyxy=boxes.xyxy,
+            confidence=boxes.confidence, track_id=boxes.track_id, global_id=gids,
+            colours=tuple(colour_for(int(g)) for g in gids),
+            ended_tracks={tid: gid for (cam, tid), gid in ended.items() if cam == frame.camera_id},
+            captured_at=frame.captured_at, latency_s=max(0.0, now - frame.captured_at) if frame.captured_at else 0.0)
+
+    # -- identities ----------------------------------------------------------------------------
+    def identities(self) -> list[GlobalIdentity]:
+        """Every global identity with its members, best thumbnail (BGR) and colour."""
+        best = dict(self._thumbnails)
+        for camera_id, camera in self._cameras.items():
+            for track_id in camera.last_step:
+                gid = self.matcher.global_id(camera_id, track_id)
+                image, score = camera.clips.thumbnail(track_id)
+                if gid and image is not None and score > best.get(gid, (-1.0, None))[0]:
+                    best[gid] = (score, image)
+        return [replace(ident, thumbnail=best.get(ident.global_id, (0, None))[1], colour=colour_for(ident.global_id))
+                for ident in self.matcher.identities()]
+
+
+def build_pipeline(config: TrackerConfig, embedder: Embedder | None = None,
+                   detector: Detector | None = None) -> Pipeline:
+    """A ``Pipeline`` with the configured YOLO detector and re-ID embedder (loaded now, errors raised now)."""
+    embedder = embedder or build_embedder(config.reid)
+    detector = detector or YoloDetector(config.detector, config.imgsz, config.det_conf, config.device,
+                                        config.batch_detect)
+    return Pipeline(config, detector, embedder)

@@ -1,0 +1,255 @@
+"""``PipelineRunner``: sources on reader threads, the pipeline on a worker thread, results out.
+
+Built for both the headless runner and the viewer: nothing here blocks its caller. Results reach
+the caller through a callback (called on the worker thread) or a bounded queue (the oldest result
+is dropped when the consumer is slow); camera states, statistics and identities are snapshots that
+any thread may read.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Callable, Sequence
+
+from tracker.config import TrackerConfig
+from tracker.pipeline import Pipeline, build_pipeline
+from tracker.sources import CameraReader, ReconnectPolicy, SourceSpec, parse_sources
+from tracker.types import CameraFrame, CameraState, CameraStatus, FrameResult, GlobalIdentity
+
+log = logging.getLogger(__name__)
+
+ResultCallback = Callable[[FrameResult], None]
+EndCallback = Callable[[str, dict[int, int]], None]
+
+
+class _Stats:
+    """Per-camera processed count, fps over a sliding window, last latency."""
+
+    def __init__(self) -> None:
+        self.processed = 0
+        self.latency_s = 0.0
+        self._times: list[float] = []
+
+    def add(self, latency_s: float) -> None:
+        now = time.monotonic()
+        self.processed += 1
+        self.latency_s = latency_s
+        self._times.append(now)
+        self._times = [t for t in self._times if now - t <= 2.0]
+
+    @property
+    def fps(self) -> float:
+        if len(self._times) < 2:
+            return 0.0
+        return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)
+
+
+class PipelineRunner:
+    """Runs a pipeline over live sources off the caller's thread.
+
+    Args:
+        config: the options (``config.realtime`` picks real-time pacing and frame dropping).
+        sources: paths, URLs or webcam indices.
+        pipeline: a built pipeline; None builds one from ``config`` on the worker thread (a failure
+            then shows as every camera's error and in ``error``).
+        on_result: called on the worker thread with every ``FrameResult``; None puts results on
+            ``results`` instead.
+        on_camera_end: called with ``(camera_id, {track_id: final global id})`` when a camera's
+            source is over and its tracks were settled (also for every camera at stop).
+        result_queue_size: bound of ``results``.
+        open_capture, reconnect, max_frames: passed to each ``CameraReader``.
+    """
+
+    def __init__(self, config: TrackerConfig, sources: Sequence[str] = (), pipeline: Pipeline | None = None,
+                 on_result: ResultCallback | None = None, on_camera_end: EndCallback | None = None,
+                 result_queue_size: int = 8, open_capture: Callable | None = None,
+                 reconnect: ReconnectPolicy | None = None, max_frames: int | None = None) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.on_result, self.on_camera_end = on_result, on_camera_end
+        self.results: queue.Queue[FrameResult] = queue.Queue(maxsize=result_queue_size)
+        self.error = ""
+        self._open_capture, self._reconnect, self._max_frames = open_capture, reconnect, max_frames
+        self._readers: dict[str, CameraReader] = {}
+        self._stats: dict[str, _Stats] = {}
+        self._ended: set[str] = set()
+        self._lock = threading.Lock()
+        self._identities: list[GlobalIdentity] = []
+        self._identities_at = 0.0
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._worker = threading.Thread(target=self._run, name="pipeline", daemon=True)
+        for spec in parse_sources(list(sources)):
+            self._add(spec)
+
+    # -- control -------------------------------------------------------------------------------
+    def add_source(self, uri: str) -> str:
+        """Open another source (also while running); returns its camera id."""
+        with self._lock:
+            spec = parse_sources([uri], start=len(self._readers), taken=set(self._readers))[0]
+        self._add(spec)
+        if self._worker.is_alive():
+            self._readers[spec.camera_id].start()
+        return spec.camera_id
+
+    def _add(self, spec: SourceSpec) -> None:
+        reader = CameraReader(spec, self.config.realtime, open_capture=self._open_capture, reconnect=self._reconnect,
+                              max_frames=self._max_frames)
+        with self._lock:
+            self._readers[spec.camera_id] = reader
+            self._stats[spec.camera_id] = _Stats()
+
+    def start(self) -> None:
+        """Start the readers and the worker; returns at once."""
+        for reader in list(self._readers.values()):
+            reader.start()
+        self._worker.start()
+
+    def pause(self) -> None:
+        """Stop taking frames (file readers wait too; live sources keep only their newest frame)."""
+        self._running.clear()
+        for reader in list(self._readers.values()):
+            reader.pause(True)
+
+    def resume(self) -> None:
+        self._running.set()
+        for reader in list(self._readers.values()):
+            reader.pause(False)
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop readers and worker, settle every camera's tracks; waits up to ``timeout`` seconds."""
+        self._stop.set()
+        self._running.set()
+        for reader in list(self._readers.values()):
+            reader.stop(timeout)
+        if self._worker.is_alive():
+            self._worker.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every source is over and processed (or stopped); True if the worker ended."""
+        self._worker.join(timeout)
+        return not self._worker.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._worker.is_alive() or any(r.alive for r in list(self._readers.values()))
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def camera_states(self) -> list[CameraState]:
+        """One ``CameraState`` per source, in the order they were added."""
+        with self._lock:
+            items = list(self._readers.items())
+        states = []
+        for camera_id, r in items:
+            stats = self._stats[camera_id]
+            message = r.message or (self.error if r.status == CameraStatus.ERROR else "")
+            states.append(CameraState(camera_id, r.spec.uri, r.status, message, r.frames_read, stats.processed,
+                                      r.dropped, stats.fps, stats.latency_s, r.total_frames))
+        return states
+
+    def identities(self) -> list[GlobalIdentity]:
+        """The latest identities snapshot (refreshed on the worker thread at most twice a second)."""
+        return list(self._identities)
+
+    # -- worker --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            if self.pipeline is None:
+                self.pipeline = build_pipeline(self.config)
+        except Exception as exc:
+            self.error = f"cannot start the pipeline: {exc}"
+            log.error(self.error)
+            for reader in list(self._readers.values()):
+                reader.stop()
+                reader.status, reader.message = CameraStatus.ERROR, self.error
+            return
+        try:
+            while not self._stop.is_set():
+                if not self._running.wait(0.1):
+                    continue
+                frames = self._gather()
+                if frames:
+                    self._process(frames)
+                self._settle_finished()
+                if not frames and self._all_finished():
+                    break
+        finally:
+            self._finish()
+
+    def _gather(self) -> list[CameraFrame]:
+        """At most one frame per camera. Real-time: whatever is newest now; else the next frame of
+        every running camera (cameras reconnecting or opening are not waited for)."""
+        with self._lock:
+            readers = [r for cid, r in self._readers.items() if cid not in self._ended]
+        frames = []
+        deadline = time.monotonic() + (0.05 if self.config.realtime else 0.5)
+        for reader in readers:
+            wait = 0.0
+            if not self.config.realtime and reader.status == CameraStatus.RUNNING:
+                wait = max(0.001, deadline - time.monotonic())
+            frame = reader.get(wait)
+            if frame is not None:
+                frames.append(frame)
+        if not frames:
+            self._stop.wait(0.005)  # nothing ready (sources opening or reconnecting): do not spin
+        return frames
+
+    def _process(self, frames: list[CameraFrame]) -> None:
+        results = self.pipeline.step(frames)
+        for result in results:
+            self._stats[result.camera_id].add(result.latency_s)
+            self._deliver(result)
+        self._refresh_identities()
+
+    def _deliver(self, result: FrameResult) -> None:
+        if self.on_result is not None:
+            self.on_result(result)
+            return
+        while True:
+            try:
+                self.results.put_nowait(result)
+                return
+            except queue.Full:
+                try:
+                    self.results.get_nowait()  # the consumer is slow: drop the oldest result
+                except queue.Empty:
+                    pass
+
+    def _refresh_identities(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._identities_at >= 0.5:
+            self._identities = self.pipeline.identities()
+            self._identities_at = now
+
+    def _settle_finished(self) -> None:
+        with self._lock:
+            finished = [cid for cid, r in self._readers.items() if cid not in self._ended and r.finished]
+        for camera_id in finished:
+            self._ended.add(camera_id)
+            self._end_camera(camera_id, self.pipeline.end_camera(camera_id))
+
+    def _end_camera(self, camera_id: str, ended: dict[int, int]) -> None:
+        if self.on_camera_end is not None:
+            self.on_camera_end(camera_id, ended)
+
+    def _all_finished(self) -> bool:
+        with self._lock:
+            return all(cid in self._ended for cid in self._readers)
+
+    def _finish(self) -> None:
+        for camera_id, ended in self.pipeline.finish().items():
+            self._ended.add(camera_id)
+            self._end_camera(camera_id, ended)
+        for camera_id in list(self._readers):
+            if camera_id not in self._ended:
+                self._ended.add(camera_id)
+                self._end_camera(camera_id, {})
+        self._refresh_identities(force=True)

@@ -1,0 +1,281 @@
+"""Video sources: files, RTSP/HTTP streams and webcams, each read on its own thread.
+
+A reader never raises into the pipeline: a file that is missing or unreadable, a corrupt frame,
+a file that ends or a stream that drops all become the camera's ``CameraStatus`` and message,
+and the other cameras go on. Streams and webcams reconnect with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+
+from tracker.types import CameraFrame, CameraStatus
+
+log = logging.getLogger(__name__)
+
+SOURCE_KINDS = ("file", "stream", "webcam")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to open and what to call it.
+
+    Attributes:
+        uri: the path, URL or webcam index as given.
+        camera_id: the file's stem, or ``cam<i>`` for streams and webcams.
+        kind: "file", "stream" or "webcam".
+    """
+
+    uri: str
+    camera_id: str
+    kind: str
+
+
+def parse_source(uri: str | int, index: int) -> SourceSpec:
+    """A ``SourceSpec`` for a path, a URL (``rtsp://``, ``http://``...) or a webcam index ("0")."""
+    text = str(uri).strip()
+    if not text:
+        raise ValueError("empty source: expected a video file, a stream URL or a webcam index")
+    if text.isdigit():
+        return SourceSpec(text, f"cam{index}", "webcam")
+    if "://" in text:
+        return SourceSpec(text, f"cam{index}", "stream")
+    return SourceSpec(text, Path(text).stem or f"cam{index}", "file")
+
+
+def parse_sources(uris: list[str], start: int = 0, taken: set[str] | None = None) -> list[SourceSpec]:
+    """Specs for several sources, camera ids made unique (``name``, ``name_2``...)."""
+    taken = set(taken or ())
+    specs = []
+    for i, uri in enumerate(uris, start):
+        spec = parse_source(uri, i)
+        name, n = spec.camera_id, 2
+        while name in taken:
+            name, n = f"{spec.camera_id}_{n}", n + 1
+        taken.add(name)
+        specs.append(SourceSpec(spec.uri, name, spec.kind))
+    return specs
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """Backoff for streams and webcams: ``initial_s``, doubling up to ``max_s``; give up after
+    ``max_attempts`` consecutive failures (None: never)."""
+
+    initial_s: float = 0.5
+    max_s: float = 10.0
+    max_attempts: int | None = None
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnection ``attempt`` (1-based)."""
+        return min(self.max_s, self.initial_s * 2 ** (attempt - 1))
+
+
+def _open_capture(uri: str) -> Any:
+    return cv2.VideoCapture(int(uri) if uri.isdigit() else uri)
+
+
+class CameraReader:
+    """Decodes one source on a thread into a bounded queue.
+
+    Args:
+        spec: the source.
+        realtime: pace files at their frame rate and keep only the newest frame (older ones are
+            dropped and counted); otherwise block until the pipeline took each frame.
+        queue_size: frames held when not real-time.
+        open_capture: ``uri -> cv2.VideoCapture``-like object (tests pass fakes).
+        reconnect: backoff for streams and webcams.
+        max_bad_frames: consecutive unreadable frames skipped inside a file before it counts as ended.
+        max_frames: end the source after this many frames (None: read to the end).
+    """
+
+    def __init__(self, spec: SourceSpec, realtime: bool = False, queue_size: int = 4,
+                 open_capture: Callable[[str], Any] | None = None, reconnect: ReconnectPolicy | None = None,
+                 max_bad_frames: int = 25, max_frames: int | None = None) -> None:
+        self.spec = spec
+        self.realtime = realtime
+        self.frames: queue.Queue[CameraFrame] = queue.Queue(maxsize=1 if realtime else queue_size)
+        self._open = open_capture or _open_capture
+        self.reconnect = reconnect or ReconnectPolicy()
+        self.max_bad_frames = max_bad_frames
+        self.max_frames = max_frames
+        self.status = CameraStatus.OPENING
+        self.message = ""
+        self.frames_read = 0
+        self.dropped = 0
+        self.total_frames = 0
+        self.fps = 0.0
+        self._frame_index = 0
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._thread = threading.Thread(target=self._run, name=f"reader-{spec.camera_id}", daemon=True)
+
+    # -- control -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading and wait for the thread."""
+        self._stop.set()
+        self._resume.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self.status in (CameraStatus.OPENING, CameraStatus.RUNNING, CameraStatus.RECONNECTING):
+            self._set(CameraStatus.STOPPED, "stopped")
+
+    def pause(self, paused: bool) -> None:
+        """Files stop decoding while paused; live sources keep reading (and dropping) to stay connected."""
+        if paused:
+            self._resume.clear()
+        else:
+            self._resume.set()
+
+    @property
+    def alive(self) -> bool:
+        """The reader thread is running."""
+        return self._thread.is_alive()
+
+    @property
+    def finished(self) -> bool:
+        """No more frames will come (ended, error or stopped) and the queue is drained."""
+        return self.status in (CameraStatus.ENDED, CameraStatus.ERROR, CameraStatus.STOPPED) and self.frames.empty()
+
+    def get(self, timeout: float = 0.0) -> CameraFrame | None:
+        """The next frame, or None when none arrived within ``timeout`` seconds."""
+        try:
+            return self.frames.get(timeout=timeout) if timeout > 0 else self.frames.get_nowait()
+        except queue.Empty:
+            return None
+
+    # -- thread --------------------------------------------------------------------------------
+    def _set(self, status: CameraStatus, message: str = "") -> None:
+        if (status, message) != (self.status, self.message):
+            level = logging.WARNING if status in (CameraStatus.ERROR, CameraStatus.RECONNECTING) else logging.INFO
+            log.log(level, "camera %s: %s%s", self.spec.camera_id, status.value, f" ({message})" if message else "")
+        self.status, self.message = status, message
+
+    def _run(self) -> None:
+        try:
+            if self.spec.kind == "file":
+                self._run_file()
+            else:
+                self._run_live()
+        except Exception as exc:  # a reader must never take the process down
+            log.exception("camera %s: reader failed", self.spec.camera_id)
+            self._set(CameraStatus.ERROR, f"reader failed: {exc}")
+
+    def _run_file(self) -> None:
+        path = Path(self.spec.uri).expanduser()
+        if not path.is_file():
+            self._set(CameraStatus.ERROR, f"file not found: {path} (expected a video file)")
+            return
+        capture = self._open(str(path))
+        try:
+            if not capture.isOpened():
+                self._set(CameraStatus.ERROR, f"cannot open {path}: not a video OpenCV can read")
+                return
+            self._probe(capture)
+            ok, frame = capture.read()
+            if not ok:
+                self._set(CameraStatus.ERROR, f"cannot read any frame from {path}: unreadable or empty video")
+                return
+            self._set(CameraStatus.RUNNING)
+            started, bad = time.monotonic(), 0
+            while not self._stop.is_set():
+                self._frame_index += 1
+                if self.max_frames is not None and self._frame_index > self.max_frames:
+                    self._set(CameraStatus.ENDED, f"stopped after {self.max_frames} frames (--max-frames)")
+                    return
+                if ok:
+                    bad = 0
+                    self._pace(started)
+                    self._push(frame)
+                elif self._frame_index <= self.total_frames and bad < self.max_bad_frames:
+                    bad += 1  # a corrupt frame inside the file: skip it, keep the numbering
+                    self.dropped += 1
+                else:
+                    self._set(CameraStatus.ENDED, f"end of file after {self.frames_read} frames")
+                    return
+                if not self._resume.is_set():  # paused: real-time pacing restarts from here
+                    waited = time.monotonic()
+                    self._resume.wait()
+                    started += time.monotonic() - waited
+                ok, frame = capture.read()
+        finally:
+            capture.release()
+
+    def _probe(self, capture: Any) -> None:
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0 < fps < 1000 else 25.0
+        self.total_frames = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+
+    def _pace(self, started: float) -> None:
+        """Real-time files: wait until this frame is due."""
+        if self.realtime and self.spec.kind == "file":
+            delay = started + (self._frame_index - 1) / self.fps - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+
+    def _push(self, frame: Any) -> None:
+        self.frames_read += 1
+        item = CameraFrame(self.spec.camera_id, self._frame_index, frame, time.monotonic(),
+                           (self._frame_index - 1) / self.fps)
+        if self.realtime:
+            try:
+                self.frames.get_nowait()  # the pipeline is behind: drop the older frame
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self.frames.put_nowait(item)
+            return
+        while not self._stop.is_set():
+            try:
+                self.frames.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run_live(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            capture = self._open(self.spec.uri)
+            try:
+                if capture.isOpened():
+                    if attempt == 0 or self.status != CameraStatus.RUNNING:
+                        self._probe(capture)
+                    attempt = self._read_live(capture, attempt)
+            finally:
+                capture.release()
+            if self._stop.is_set():
+                return
+            attempt += 1
+            limit = self.reconnect.max_attempts
+            if limit is not None and attempt > limit:
+                self._set(CameraStatus.ERROR, f"cannot reach {self.spec.uri}: gave up after {limit} reconnection "
+                                              "attempts")
+                return
+            delay = self.reconnect.delay(attempt)
+            self._set(CameraStatus.RECONNECTING, f"no frames from {self.spec.uri}; retry {attempt} in {delay:.1f}s")
+            self._stop.wait(delay)
+
+    def _read_live(self, capture: Any, attempt: int) -> int:
+        """Read until the stream drops; returns the attempt count (reset once frames flow)."""
+        while not self._stop.is_set():
+            ok, frame = capture.read()
+            if not ok:
+                return attempt
+            if attempt or self.status != CameraStatus.RUNNING:
+                attempt = 0
+                self._set(CameraStatus.RUNNING)
+            self._frame_index += 1
+            self._push(frame)
+        return attempt
