@@ -18,10 +18,10 @@ from PyQt5.QtWidgets import (QAction, QFileDialog, QGridLayout, QInputDialog, QL
 from app.bridge import ResultBridge
 from app.identities_panel import IdentitiesPanel
 from app.layout import MAX_CAMERAS, grid_positions, grid_shape
-from app.session import ViewerRunner
 from app.tiles import CameraTile
 from tracker.config import TrackerConfig
 from tracker.pipeline import Pipeline
+from tracker.runner import PipelineRunner
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ class CameraGrid(QWidget):
 
 
 class ViewerWindow(QMainWindow):
-    """The viewer. Owns a ``ViewerRunner``; ``start()`` starts it, closing the window stops it.
+    """The viewer. Owns a ``PipelineRunner`` kept alive for sources added from the menu; ``start()``
+    starts it, closing the window stops it.
 
     Args:
         config: the pipeline's options.
@@ -115,8 +116,8 @@ class ViewerWindow(QMainWindow):
         self.options = options
         self.selected = 0
         self.bridge = ResultBridge(self)
-        self.runner = ViewerRunner(config, list(sources), pipeline=pipeline, on_result=self.bridge.mailbox.offer,
-                                   **(runner_kwargs or {}))
+        self.runner = PipelineRunner(config, list(sources), pipeline=pipeline, on_result=self.bridge.mailbox.offer,
+                                     keep_alive=True, **(runner_kwargs or {}))
         self.grid = CameraGrid(options.trail_length)
         self.panel = IdentitiesPanel()
         self._build_ui()
@@ -269,9 +270,9 @@ class ViewerWindow(QMainWindow):
         states = self.runner.camera_states()
         for state in states:
             self.grid.tile(state.camera_id).set_state(state, paused)
-        summary = f"{len(states)} cameras · {len(self.panel.global_ids)} identities · " \
-                  f"{'paused' if paused else 'running'}"
-        if self.runner.error:
+        activity = "stopped" if self.runner.error else "paused" if paused else "running"
+        summary = f"{len(states)} cameras · {len(self.panel.global_ids)} identities · {activity}"
+        if self.runner.error:  # the pipeline failed: every tile shows it too
             summary += f" · {self.runner.error}"
         self.status_label.setText(summary)
 

@@ -4,6 +4,12 @@ Built for both the headless runner and the viewer: nothing here blocks its calle
 the caller through a callback (called on the worker thread) or a bounded queue (the oldest result
 is dropped when the consumer is slow); camera states, statistics and identities are snapshots that
 any thread may read.
+
+Latency (``FrameResult.latency_s``, ``CameraState.latency_s``) is measured from the moment a reader
+decoded the frame to its result. In real-time mode a reader keeps only its newest frame, so it is
+about one pipeline step. Otherwise readers block on a small queue (4 frames) instead of dropping, so
+it also counts the time the frame waited in that queue (up to 4 more steps when the pipeline is the
+bottleneck): it is then not the time one step takes.
 """
 
 from __future__ import annotations
@@ -61,13 +67,23 @@ class PipelineRunner:
             source is over and its tracks were settled (also for every camera at stop).
         result_queue_size: bound of ``results``.
         open_capture, reconnect, max_frames: passed to each ``CameraReader``.
+        keep_alive: keep the worker running when every source is over (or none was given), for
+            sources added later with ``add_source``; only ``stop()`` ends it. False (headless): the
+            worker ends once every source is over, and sources added after that are not read.
+
+    Attributes:
+        error: "" while healthy; otherwise why the worker stopped (the pipeline could not be built,
+            or an unexpected exception in a step or in result delivery). Every camera not yet
+            settled then shows ``CameraStatus.ERROR`` with this message, and the readers are stopped.
     """
 
     def __init__(self, config: TrackerConfig, sources: Sequence[str] = (), pipeline: Pipeline | None = None,
                  on_result: ResultCallback | None = None, on_camera_end: EndCallback | None = None,
                  result_queue_size: int = 8, open_capture: Callable | None = None,
-                 reconnect: ReconnectPolicy | None = None, max_frames: int | None = None) -> None:
+                 reconnect: ReconnectPolicy | None = None, max_frames: int | None = None,
+                 keep_alive: bool = False) -> None:
         self.config = config
+        self.keep_alive = keep_alive
         self.pipeline = pipeline
         self.on_result, self.on_camera_end = on_result, on_camera_end
         self.results: queue.Queue[FrameResult] = queue.Queue(maxsize=result_queue_size)
@@ -92,8 +108,11 @@ class PipelineRunner:
         with self._lock:
             spec = parse_sources([uri], start=len(self._readers), taken=set(self._readers))[0]
         self._add(spec)
+        reader = self._readers[spec.camera_id]
         if self._worker.is_alive():
-            self._readers[spec.camera_id].start()
+            reader.start()
+        elif self.error:  # the worker failed: nothing would ever read this source
+            reader.status, reader.message = CameraStatus.ERROR, self.error
         return spec.camera_id
 
     def _add(self, spec: SourceSpec) -> None:
@@ -134,7 +153,8 @@ class PipelineRunner:
             self._worker.join(timeout)
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until every source is over and processed (or stopped); True if the worker ended."""
+        """Wait until every source is over and processed (with ``keep_alive``: until stopped or
+        failed); True if the worker ended."""
         self._worker.join(timeout)
         return not self._worker.is_alive()
 
@@ -144,7 +164,11 @@ class PipelineRunner:
 
     # -- snapshots -----------------------------------------------------------------------------
     def camera_states(self) -> list[CameraState]:
-        """One ``CameraState`` per source, in the order they were added."""
+        """One ``CameraState`` per source, in the order they were added.
+
+        ``latency_s`` is read-to-result time; when not real-time it includes the time the frame
+        waited in its reader's queue (see the module docstring).
+        """
         with self._lock:
             items = list(self._readers.items())
         states = []
@@ -165,24 +189,38 @@ class PipelineRunner:
             if self.pipeline is None:
                 self.pipeline = build_pipeline(self.config)
         except Exception as exc:
-            self.error = f"cannot start the pipeline: {exc}"
-            log.error(self.error)
-            for reader in list(self._readers.values()):
-                reader.stop()
-                reader.status, reader.message = CameraStatus.ERROR, self.error
+            self._fail(f"cannot start the pipeline: {exc}", exc_info=False)  # a clear load error
             return
         try:
-            while not self._stop.is_set():
-                if not self._running.wait(0.1):
-                    continue
-                frames = self._gather()
-                if frames:
-                    self._process(frames)
-                self._settle_finished()
-                if not frames and self._all_finished():
-                    break
-        finally:
-            self._finish()
+            self._loop()
+        except Exception as exc:  # a failing step must not leave every camera "running" with no worker
+            self._fail(f"pipeline failed: {type(exc).__name__}: {exc}")
+        try:
+            self._finish()  # settle tracks (also after a failure: the headless writers keep what was done)
+        except Exception as exc:
+            self._fail(f"settling tracks failed: {type(exc).__name__}: {exc}")
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._running.wait(0.1):
+                continue
+            frames = self._gather()
+            if frames:
+                self._process(frames)
+            self._settle_finished()
+            if not frames and not self.keep_alive and self._all_finished():
+                break
+
+    def _fail(self, error: str, exc_info: bool = True) -> None:
+        """Record why the worker stops, stop the readers, show the error on every unsettled camera."""
+        log.error("%s", error, exc_info=exc_info)
+        self.error = self.error or error  # keep the first cause
+        self._stop.set()
+        with self._lock:
+            readers = [r for cid, r in self._readers.items() if cid not in self._ended]
+        for reader in readers:
+            reader.stop()
+            reader.status, reader.message = CameraStatus.ERROR, self.error
 
     def _gather(self) -> list[CameraFrame]:
         """At most one frame per camera. Real-time: whatever is newest now; else the next frame of
@@ -198,8 +236,8 @@ class PipelineRunner:
             frame = reader.get(wait)
             if frame is not None:
                 frames.append(frame)
-        if not frames:
-            self._stop.wait(0.005)  # nothing ready (sources opening or reconnecting): do not spin
+        if not frames:  # nothing ready (sources opening or reconnecting, or none left): do not spin
+            self._stop.wait(0.005 if readers else 0.02)
         return frames
 
     def _process(self, frames: list[CameraFrame]) -> None:
