@@ -33,6 +33,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-iters", type=_positive_int, default=None, help="stop after this many iterations")
     p.add_argument("--batch-ids", type=_positive_int, default=8, help="P identities per batch")
     p.add_argument("--clips-per-id", type=_positive_int, default=4, help="K clips per identity")
+    p.add_argument("--epoch-size", choices=("identities", "tracklets"), default="identities",
+                   help="an epoch = every identity once (Video-Person-ReID/STA, default) or about every tracklet once")
     p.add_argument("--seq-len", type=_positive_int, default=4, help="frames per clip (N)")
     p.add_argument("--height", type=_positive_int, default=256)
     p.add_argument("--width", type=_positive_int, default=128)
@@ -74,7 +76,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         resume = args.out / "last.pt" if args.resume == "auto" else Path(args.resume)
     return TrainConfig(
         data_root=args.data_root, out=args.out, epochs=args.epochs, max_iters=args.max_iters,
-        batch_ids=args.batch_ids, clips_per_id=args.clips_per_id, seq_len=args.seq_len,
+        batch_ids=args.batch_ids, clips_per_id=args.clips_per_id, epoch_size=args.epoch_size, seq_len=args.seq_len,
         height=args.height, width=args.width, backbone=args.backbone, pretrained=args.pretrained,
         lr=args.lr, weight_decay=args.weight_decay, milestones=tuple(args.milestones), gamma=args.gamma,
         triplet_feature=args.triplet_feature, margin=args.margin, label_smoothing=args.label_smoothing,

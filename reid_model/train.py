@@ -151,7 +151,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
         self.criterion = ReIDLoss(config.margin, config.label_smoothing, config.triplet_feature)
         self.sampler = IdentitySampler(
-            [t.label for t in data.train], config.batch_ids, config.clips_per_id, config.seed, ctx.rank, ctx.world_size
+            [t.label for t in data.train], config.batch_ids, config.clips_per_id, config.seed, ctx.rank, ctx.world_size,
+            epoch_size=config.epoch_size,
         )
         self.dataset = TrainClipDataset(data.train, config.seq_len, config.height, config.width, config.seed * 1024 + ctx.rank)
         self.batches_per_epoch = len(self.sampler) // self.sampler.batch_size

@@ -3,7 +3,9 @@
 Defaults follow the paper (Sec. 4.1): ResNet50 at 256x128, N = 4 frame clips, 8 ids x 4 clips per
 batch, triplet margin 0.3, raw-feature triplet (RFU); "all the other hyperparameters remain the same
 with [9]" (STA): Adam, lr 3e-4, weight decay 5e-4, lr x0.1 every 200 epochs over 800 epochs.
-An epoch is one pass of the identity sampler (every training identity once as a batch member).
+An epoch is one pass of the identity sampler; by default (``epoch_size="identities"``, as in
+Video-Person-ReID, the code STA re-implementations build on) every training identity appears once
+with K clips: 625 // 8 = 78 batches on MARS, so 800 epochs are about 62k iterations.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import torch
 
+from reid_model.data.sampling import EPOCH_SIZES
 from reid_model.losses import TRIPLET_FEATURES
 from reid_model.models.sta import ModelConfig
 
@@ -32,6 +35,7 @@ class TrainConfig:
         epochs: epochs to train (800 as STA).
         max_iters: stop after this many iterations in all (smoke runs); None = no cap.
         batch_ids, clips_per_id: P identities x K clips per batch (8 x 4 = 32 in the paper).
+        epoch_size: "identities" (each id once per epoch) or "tracklets" (about every tracklet once).
             Under DDP this is the global batch, split across the ranks.
         seq_len, height, width: clip length N and frame size.
         backbone: "resnet50" or "resnet18"; pretrained: "imagenet", "none" or a state-dict path.
@@ -55,6 +59,7 @@ class TrainConfig:
     max_iters: int | None = None
     batch_ids: int = 8
     clips_per_id: int = 4
+    epoch_size: str = "identities"
     seq_len: int = 4
     height: int = 256
     width: int = 128
@@ -102,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
             raise ValueError(f"milestones must be strictly increasing positive epochs, got {list(self.milestones)}")
+        if self.epoch_size not in EPOCH_SIZES:
+            raise ValueError(f"unknown epoch_size {self.epoch_size!r}; choose from {list(EPOCH_SIZES)}")
         if self.triplet_feature not in TRIPLET_FEATURES:
             raise ValueError(f"unknown triplet_feature {self.triplet_feature!r}; choose from {list(TRIPLET_FEATURES)}")
         if self.margin < 0:
@@ -151,4 +158,4 @@ class TrainConfig:
 
 # Options that must match for a checkpoint to be resumed by a run (they shape the model or the
 # sample stream); the others (lr, epochs, eval...) may change between a run and its resumption.
-RESUME_MUST_MATCH = ("backbone", "seq_len", "height", "width", "fusion", "batch_ids", "clips_per_id", "seed")
+RESUME_MUST_MATCH = ("backbone", "seq_len", "height", "width", "fusion", "batch_ids", "clips_per_id", "epoch_size", "seed")

@@ -94,11 +94,17 @@ def test_clip_indices(
 test_clip_indices.__test__ = False  # not a pytest test when imported into a test module
 
 
+EPOCH_SIZES = ("tracklets", "identities")
+
+
 class IdentitySampler(Sampler[int]):
     """P identities x K tracklets per batch, split across DDP ranks.
 
-    Each epoch every identity contributes ``max(1, n_id // K)`` groups of K of its tracklets
-    (reshuffled each epoch; drawn with replacement when it has fewer than K). Batches pick P
+    Each epoch every identity contributes groups of K of its tracklets (reshuffled each epoch;
+    drawn with replacement when it has fewer than K): ``max(1, n_id // K)`` groups with
+    ``epoch_size="tracklets"`` (torchreid: an epoch sees about every tracklet once), one group with
+    ``epoch_size="identities"`` (Video-Person-ReID, on which STA re-implementations build: an epoch
+    sees every identity once, 625 // 8 = 78 batches on MARS). Batches pick P
     distinct identities, favouring those with more groups left; the epoch has
     ``sum(groups) // P`` batches, rank r takes batches r, r + W, ... (every rank the same count).
     Use with ``DataLoader(batch_size=sampler.batch_size, sampler=sampler)``.
@@ -109,6 +115,7 @@ class IdentitySampler(Sampler[int]):
         clips_per_id: K, tracklets per identity per batch.
         seed: with the epoch (``set_epoch``) it fixes the whole order.
         rank, world_size: this process's place in DDP.
+        epoch_size: "tracklets" or "identities" (see above).
     """
 
     def __init__(
@@ -119,7 +126,10 @@ class IdentitySampler(Sampler[int]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        epoch_size: str = "tracklets",
     ) -> None:
+        if epoch_size not in EPOCH_SIZES:
+            raise ValueError(f"unknown epoch_size {epoch_size!r}; choose from {EPOCH_SIZES}")
         if batch_ids < 1 or clips_per_id < 1:
             raise ValueError(f"need batch_ids >= 1 and clips_per_id >= 1, got {batch_ids}, {clips_per_id}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -130,7 +140,9 @@ class IdentitySampler(Sampler[int]):
             raise ValueError(f"batch_ids={batch_ids} identities per batch but the data has only {len(self.ids)}")
         order = np.argsort(inverse, kind="stable")
         self._members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
-        self._groups = np.array([max(1, len(m) // clips_per_id) for m in self._members])
+        self._groups = np.array(
+            [max(1, len(m) // clips_per_id) if epoch_size == "tracklets" else 1 for m in self._members]
+        )
         self.batch_ids, self.clips_per_id = batch_ids, clips_per_id
         self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
         self.num_batches = int(self._groups.sum()) // batch_ids

@@ -41,7 +41,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     root = build_synthetic_mars(tmp_path / "MARS", tracklets_per_cam=2, width=16)
     # 8 batches of 2 ids x 2 clips per epoch, 4 per rank; 3 iterations each.
     config = TrainConfig(
-        data_root=root, out=tmp_path / "run", epochs=10, max_iters=3, batch_ids=2, clips_per_id=2,
+        data_root=root, out=tmp_path / "run", epochs=10, max_iters=3, batch_ids=2, clips_per_id=2, epoch_size="tracklets",
         height=64, width=16, backbone="resnet18", pretrained="none", workers=0, device="cpu", checkpoint_every=0,
     )
     mp.spawn(_rank_main, args=(2, _free_port(), config, tmp_path), nprocs=2, join=True)

@@ -356,3 +356,20 @@ def test_test_clip_loader_workers_match_main_process(mars) -> None:
 def test_test_clip_dataset_checks_clips_early(mars) -> None:
     with pytest.raises(ValueError, match="clips must be a positive int"):
         TestClipDataset(mars.test, clips="every")
+
+
+def test_identities_epoch_has_each_identity_once_with_k_clips():
+    # 5 ids with 2..10 tracklets each; "identities" epochs see every id exactly once per epoch.
+    labels = np.repeat(np.arange(5), [2, 4, 6, 8, 10])
+    sampler = IdentitySampler(labels, batch_ids=5, clips_per_id=2, seed=3, epoch_size="identities")
+    batches = sampler.epoch_batches(0)
+    assert batches.shape == (1, 10)
+    ids, counts = np.unique(labels[batches[0]], return_counts=True)
+    assert ids.tolist() == [0, 1, 2, 3, 4] and counts.tolist() == [2] * 5
+    tracklet_epoch = IdentitySampler(labels, batch_ids=5, clips_per_id=2, seed=3, epoch_size="tracklets")
+    assert tracklet_epoch.num_batches == (1 + 2 + 3 + 4 + 5) // 5
+
+
+def test_unknown_epoch_size_is_rejected():
+    with pytest.raises(ValueError, match="epoch_size"):
+        IdentitySampler([0, 0, 1, 1], batch_ids=2, clips_per_id=2, epoch_size="frames")

@@ -54,7 +54,7 @@ def hue_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def small_config(root: Path, out: Path, **changes) -> TrainConfig:
     base = TrainConfig(
-        data_root=root, out=out, epochs=100, batch_ids=2, clips_per_id=2, height=H, width=W,
+        data_root=root, out=out, epochs=100, batch_ids=2, clips_per_id=2, epoch_size="tracklets", height=H, width=W,
         backbone="resnet18", pretrained="none", workers=0, checkpoint_every=0,
     )
     return replace(base, **changes)
@@ -76,7 +76,7 @@ def test_cli_trains_to_rank1_100_through_attention_and_both_losses(hue_root: Pat
 
     out = tmp_path / "run"
     argv = ["train", "--data-root", str(hue_root), "--out", str(out), *SMALL, "--batch-ids", "4",
-            "--clips-per-id", "2", "--epochs", "20", "--max-iters", "40", "--eval-every", "5",
+            "--clips-per-id", "2", "--epoch-size", "tracklets", "--epochs", "20", "--max-iters", "40", "--eval-every", "5",
             "--checkpoint-every", "0"]
     assert main(argv) == 0
 
