@@ -34,7 +34,9 @@ def read_frame(path: Path, height: int, width: int) -> np.ndarray:
     try:
         with Image.open(path) as image:
             rgb = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    # ImportError: once ultralytics is imported it patches Image.open to retry unknown formats with
+    # pi-heif, which raises ModuleNotFoundError when that optional package is absent.
+    except (UnidentifiedImageError, OSError, ValueError, ImportError) as exc:
         raise ValueError(f"cannot decode frame image {path} (corrupt or not an image): {exc}") from exc
     if rgb.shape[:2] != (height, width):
         rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
