@@ -30,7 +30,6 @@ import numpy as np
 
 from benchmarks.mars_eval_features import (
     cache_path,
-    extract_features,
     load_embedder,
     load_features,
     parse_clips,
@@ -47,6 +46,7 @@ from benchmarks.mars_eval_report import (
 )
 from mcreid.logs import setup_logging
 from reid_model.data.mars import PROTOCOLS, MarsSplitInfo, load_mars, load_split_info, protocol_split
+from reid_model.evaluate import extract_features
 from reid_model.metrics import DISTANCES, Scores, distance_matrix, evaluate
 
 log = logging.getLogger("mars_eval")

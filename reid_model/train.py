@@ -281,9 +281,8 @@ class Trainer:
             from reid_model.evaluate import ModelEmbedder, evaluate_model
 
             cfg = self.config
-            embedder = ModelEmbedder(self.net, self.device, "raw", cfg.amp)
-            scores = evaluate_model(embedder, self.data, "official", cfg.seq_len, cfg.height, cfg.width,
-                                    workers=cfg.workers, progress=True)
+            embedder = ModelEmbedder(self.net, self.device, cfg.amp)
+            scores = evaluate_model(embedder, self.data, "official", workers=cfg.workers, progress=True)
             summary = scores.summary()
             logger.info("epoch %d eval (official, AAS all clips, raw, cosine): rank-1 %.2f rank-5 %.2f mAP %.2f",
                         self.progress.epoch, summary["rank1"], summary["rank5"], summary["mAP"])

@@ -13,7 +13,8 @@ from PIL import Image
 
 from benchmarks import mars_eval, mars_eval_features
 from benchmarks.mars_eval import evaluate_protocol, main
-from benchmarks.mars_eval_features import extract_features, load_features
+from benchmarks.mars_eval_features import load_features
+from reid_model.evaluate import extract_features
 from reid_model.data.mars import load_mars, load_split_info, protocol_split
 from reid_model.metrics import cosine_distance, evaluate
 from reid_model.rerank import k_reciprocal_rerank

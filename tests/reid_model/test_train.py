@@ -71,7 +71,7 @@ def test_cli_trains_to_rank1_100_through_attention_and_both_losses(hue_root: Pat
     data = load_mars(hue_root)
     torch.manual_seed(0)
     untrained = build_model(ModelConfig(backbone="resnet18", num_classes=4, height=H, width=W))
-    before = evaluate_model(ModelEmbedder(untrained, torch.device("cpu")), data, height=H, width=W).summary()
+    before = evaluate_model(ModelEmbedder(untrained, torch.device("cpu")), data).summary()
     assert before["rank1"] < 100.0
 
     out = tmp_path / "run"
@@ -97,7 +97,7 @@ def test_cli_trains_to_rank1_100_through_attention_and_both_losses(hue_root: Pat
     assert set(last["rng"][0]["global"]) == {"python", "numpy", "torch", "cuda"}
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
     assert best["eval"]["mAP"] == pytest.approx(max(float(r["mAP"]) for r in eval_rows), abs=1e-3)
-    after = evaluate_model(TorchEmbedder(out / "best.pt", device="cpu"), data, height=H, width=W).summary()
+    after = evaluate_model(TorchEmbedder(out / "best.pt", device="cpu"), data).summary()
     assert after["rank1"] == 100.0 and after["mAP"] == pytest.approx(best["eval"]["mAP"], abs=1e-3)
 
 
