@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mcreid.assets import find_asset
+from mcreid.crops import crop_rgb, resize_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +32,6 @@ def _cv2():
     except ImportError as exc:
         raise ImportError("reading crops needs OpenCV: pip install opencv-python") from exc
     return cv2
-
-
-def resize_rgb(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A BGR image resized (bilinear) to ``size`` = (H, W), as uint8 RGB ``(H, W, 3)``."""
-    cv2 = _cv2()
-    resized = cv2.resize(bgr, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
 
 
 def _chunk(frames: list[np.ndarray], seq_len: int) -> list[np.ndarray]:
@@ -99,7 +93,7 @@ def pets_clips(size: tuple[int, int], seq_len: int, max_clips: int = 8, frame_st
         return None
     needed = max(f for _, frames in plans for f in frames)
     decoded = _decode(video, needed)
-    clips = [np.stack([_crop(decoded[f - 1], boxes[pid][f], size) for f in frames]) for pid, frames in plans]
+    clips = [np.stack([crop_rgb(decoded[f - 1], boxes[pid][f], size) for f in frames]) for pid, frames in plans]
     return np.stack(clips)
 
 
@@ -116,14 +110,6 @@ def _decode(video: Path, count: int) -> list[np.ndarray]:
     if len(frames) < count:
         raise ValueError(f"{video}: wanted {count} frames, could decode {len(frames)}")
     return frames
-
-
-def _crop(frame: np.ndarray, xyxy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    height, width = frame.shape[:2]
-    x1, y1, x2, y2 = np.round(xyxy).astype(int)
-    x1, y1 = max(0, x1), max(0, y1)
-    x2, y2 = min(width, max(x2, x1 + 1)), min(height, max(y2, y1 + 1))
-    return resize_rgb(frame[y1:y2, x1:x2], size)
 
 
 def real_or_random_clips(size: tuple[int, int], seq_len: int, count: int = 8, seed: int = 0) -> tuple[np.ndarray, str]:

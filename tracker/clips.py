@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from mcreid.crops import crop_rgb
 from tracker.types import Clip, Detections
 
 
@@ -41,16 +41,6 @@ class CropFilter:
         if x1 < m or y1 < m or x2 > width - m or y2 > height - m:
             return "border"
         return None
-
-
-def crop_rgb(frame: np.ndarray, xyxy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The box of a BGR frame resized to ``size`` = (H, W), as ``(H, W, 3)`` uint8 RGB."""
-    height, width = frame.shape[:2]
-    x1, y1, x2, y2 = np.round(xyxy).astype(int)
-    x1, y1 = max(0, x1), max(0, y1)
-    x2, y2 = min(width, max(x2, x1 + 1)), min(height, max(y2, y1 + 1))
-    crop = cv2.resize(frame[y1:y2, x1:x2], (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
 
 
 @dataclass
