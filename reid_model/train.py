@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
@@ -71,23 +70,6 @@ class _SkipSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return max(0, len(self.sampler) - self.skip)
-
-
-def _dataset_rng(dataset: TrainClipDataset) -> dict[str, Any] | None:
-    # The clip dataset draws from one generator per (epoch, worker); in the main process
-    # (workers=0) its state is part of the exact-resume state. Private fields: see report.
-    rng, key = getattr(dataset, "_rng", None), getattr(dataset, "_rng_key", None)
-    if rng is None or key is None or key[1] != -1:
-        return None
-    return {"epoch": int(key[0]), "state": rng.bit_generator.state}
-
-
-def _restore_dataset_rng(dataset: TrainClipDataset, saved: dict[str, Any] | None, epoch: int) -> None:
-    if saved is None or saved["epoch"] != epoch:
-        return
-    rng = np.random.default_rng()
-    rng.bit_generator.state = saved["state"]
-    dataset._rng, dataset._rng_key = rng, (epoch, -1)
 
 
 def train_step(
@@ -179,7 +161,8 @@ class Trainer:
         states = payload["rng"]
         if len(states) == self.ctx.world_size:
             restore_rng(states[self.ctx.rank]["global"])
-            _restore_dataset_rng(self.dataset, states[self.ctx.rank]["dataset"], self.progress.epoch)
+            self.dataset.set_epoch(self.progress.epoch)
+            self.dataset.set_rng_state(states[self.ctx.rank]["dataset"])
         else:
             logger.warning("checkpoint from %d ranks, now %d: RNG states not restored", len(states), self.ctx.world_size)
         logger.info("resumed from %s at epoch %d, batch %d, step %d", self.config.resume,
@@ -297,7 +280,7 @@ class Trainer:
         barrier(self.ctx)
 
     def _rng_state(self) -> dict[str, Any]:
-        return {"global": capture_rng(), "dataset": _dataset_rng(self.dataset)}
+        return {"global": capture_rng(), "dataset": self.dataset.rng_state()}
 
     def _save_last(self) -> None:
         """Write ``out/last.pt`` on the main rank; every rank contributes its RNG state."""

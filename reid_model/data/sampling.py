@@ -229,6 +229,20 @@ class TrainClipDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def rng_state(self) -> dict | None:
+        """The main-process generator's state (``workers=0``) for an exact resume, or None."""
+        if self._rng is None or self._rng_key is None or self._rng_key[1] != -1:
+            return None
+        return {"epoch": int(self._rng_key[0]), "state": self._rng.bit_generator.state}
+
+    def set_rng_state(self, saved: dict | None) -> None:
+        """Continue from ``rng_state()`` when it belongs to the current epoch; else keep the seeded draw."""
+        if saved is None or saved["epoch"] != self.epoch:
+            return
+        rng = np.random.default_rng()
+        rng.bit_generator.state = saved["state"]
+        self._rng, self._rng_key = rng, (self.epoch, -1)
+
     def _generator(self) -> np.random.Generator:
         info = get_worker_info()
         key = (self.epoch, info.id if info is not None else -1)
