@@ -19,6 +19,7 @@ from reid_model.data.mars import load_mars, load_split_info, protocol_split
 from reid_model.metrics import cosine_distance, evaluate
 from reid_model.rerank import k_reciprocal_rerank
 from tests.synthetic_mars import build_synthetic_mars
+from tests.tiny_model import save_tiny_checkpoint
 
 H, W = 64, 16  # the smallest frame the STA model accepts, to keep the CPU work small
 CELL_H, CELL_W = 128 + 8, 64 + 8  # a picture cell: the frame at 128x64 in a 4-pixel border
@@ -113,18 +114,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from reid_model.checkpoint import save_checkpoint
-    from reid_model.models.sta import STA, ModelConfig
-
-    torch.manual_seed(0)
-    model = STA(ModelConfig(backbone="resnet18", num_classes=4, height=H, width=W))
-    model.bn.running_mean.normal_()
-    model.bn.running_var.uniform_(0.5, 2.0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, {"model_config": model.config.to_dict(), "model": model.state_dict()})
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", 4, H, W)
 
 
 def _hand_made_aas(tree: Path, checkpoint: Path) -> tuple[np.ndarray, np.ndarray]:

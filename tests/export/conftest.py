@@ -6,23 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_model import save_tiny_checkpoint
+
 H, W, SEQ_LEN = 64, 32, 4
 
 
 @pytest.fixture(scope="session")
 def sta_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch = pytest.importorskip("torch")
-    from reid_model.checkpoint import save_checkpoint
-    from reid_model.models.sta import STA, ModelConfig
-
-    torch.manual_seed(0)
-    model = STA(ModelConfig(backbone="resnet18", num_classes=5, height=H, width=W, seq_len=SEQ_LEN))
-    # Non-trivial BatchNorm statistics, so raw and BN features differ.
-    model.bn.running_mean.normal_()
-    model.bn.running_var.uniform_(0.5, 2.0)
-    path = tmp_path_factory.mktemp("sta") / "sta_r18.pt"
-    save_checkpoint(path, {"model_config": model.config.to_dict(), "model": model.state_dict()})
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("sta") / "sta_r18.pt", 5, H, W, SEQ_LEN)
 
 
 @pytest.fixture(scope="session")

@@ -9,24 +9,17 @@ import pytest
 import torch
 
 from mcreid.embedder import Embedder
-from reid_model.checkpoint import load_model, save_checkpoint
+from reid_model.checkpoint import load_model
 from reid_model.inference import TorchEmbedder
-from reid_model.models.sta import STA, ModelConfig
 from reid_model.preprocess import preprocess_clips
+from tests.tiny_model import save_tiny_checkpoint
 
 H, W = 64, 32
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = STA(ModelConfig(backbone="resnet18", num_classes=5, height=H, width=W))
-    # Non-trivial BN statistics, so raw and BN features differ.
-    model.bn.running_mean.normal_()
-    model.bn.running_var.uniform_(0.5, 2.0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, {"model_config": model.config.to_dict(), "model": model.state_dict()})
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", 5, H, W)
 
 
 def _clips(n: int, t: int = 4, seed: int = 0) -> np.ndarray:
