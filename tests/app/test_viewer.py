@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PyQt5.QtCore import QPoint, Qt
 from PyQt5.QtWidgets import QFileDialog
