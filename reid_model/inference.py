@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from mcreid.embedder import validate_clips
+from mcreid.malloc import keep_freed_memory
 from reid_model.checkpoint import load_model
 from reid_model.preprocess import preprocess_clips
 
@@ -19,12 +20,17 @@ class TorchEmbedder:
         checkpoint: a ``.pt`` file from ``reid_model train``.
         device: "cpu", "cuda", "cuda:1"...; default CUDA when available.
         batch_size: clips per forward pass.
+
+    On the CPU it calls ``keep_freed_memory()`` (glibc), which halves the time per call at
+    8 clips by not faulting activations back in every pass (``mcreid/malloc.py``).
     """
 
     def __init__(self, checkpoint: str | Path, device: str | None = None, batch_size: int = 16) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.model, self.config = load_model(checkpoint, map_location=self.device)
         self.model.to(self.device).eval()
         self.batch_size = batch_size
