@@ -7,7 +7,12 @@ not depend on the weights): PyTorch eager fp32 (``TorchEmbedder``), ORT fp32, OR
 ORT int8 static (QDQ, per-channel, calibrated on real PETS09 clips), and with a GPU: PyTorch
 CUDA, ORT CUDA fp32/fp16 and TensorRT. Then the OSNet image embedder. Columns: clips/s, ms per
 clip p50/p95 (one call embeds ``--clips`` clips; ms/clip = call time / clips), speed ratio to
-PyTorch and cosine to PyTorch (min over clips). PyTorch and onnxruntime get the same thread count.
+PyTorch, cosine to PyTorch (min over clips) and GFLOP/s (the model's fp32 FLOPs per second).
+PyTorch and onnxruntime get the same thread count.
+
+Yardsticks (``embed_speed_reference.py``): this CPU's fp32 peak (onnxruntime's 2048x2048 MatMul),
+against which the GFLOP/s are read, and a bare torchvision backbone (``--backbone-check``,
+ResNet50 at 224x224 by default) timed PyTorch vs ORT, the issue's reference measurement.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
+from benchmarks.embed_speed_reference import backbone_rows, gflop_per_clip, matmul_peak_gflops
 from export.crops import pets_clips, real_or_random_clips
 from export.onnx_embedder import OnnxClipEmbedder, OnnxImageEmbedder
 from export.runtime import CPU, CUDA, TENSORRT, cuda_device_count, default_threads, usable_providers
@@ -73,7 +79,8 @@ def interleaved_times(embedders: dict[str, object], clips: np.ndarray, repeats: 
     return times, outs
 
 
-def row(name: str, times: list[float], clips: int, out: np.ndarray, reference: np.ndarray | None) -> dict:
+def row(name: str, times: list[float], clips: int, out: np.ndarray, reference: np.ndarray | None,
+        gflop_per_clip: float | None = None) -> dict:
     per_clip = np.array(times) * 1000.0 / clips
     result = {
         "name": name,
@@ -84,6 +91,8 @@ def row(name: str, times: list[float], clips: int, out: np.ndarray, reference: n
     }
     if reference is not None:
         result["cosine_min"] = agreement(reference, out).min_cosine
+    if gflop_per_clip is not None:  # the model's fp32 FLOPs, whatever the precision that ran them
+        result["gflops"] = result["clips_per_s"] * gflop_per_clip
     return result
 
 
@@ -168,9 +177,10 @@ def sta_rows(args: argparse.Namespace, workdir: Path, threads: int) -> list[dict
             logger.warning("%s fell back to the CPU; row skipped", name)
             continue
         embedders[name] = embedder
+    gflop = gflop_per_clip(embedders[plans[0][0]].model, args.seq_len, size)
     times, outs = interleaved_times(embedders, clips, args.repeats, args.warmup)
     reference = outs[plans[0][0]]
-    rows = [row(name, times[name], n, outs[name], reference) for name in embedders]
+    rows = [row(name, times[name], n, outs[name], reference, gflop) for name in embedders]
     base = rows[0]["clips_per_s"]
     for r in rows:
         r["ratio_to_pytorch"] = r["clips_per_s"] / base
@@ -191,19 +201,31 @@ def osnet_rows(args: argparse.Namespace, threads: int) -> list[dict]:
     return rows
 
 
+def _rule(head: str) -> str:
+    return "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"
+
+
 def table(rows: list[dict]) -> str:
-    head = f"| {'row':<42} | clips/s | ms/clip p50 | ms/clip p95 | x PyTorch | cosine  |"
-    lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
+    head = f"| {'row':<42} | clips/s | ms/clip p50 | ms/clip p95 | x PyTorch | cosine  | GFLOP/s |"
+    lines = [head, _rule(head)]
     for r in rows:
         ratio = f"{r['ratio_to_pytorch']:.2f}" if "ratio_to_pytorch" in r else "-"
         cosine = f"{r['cosine_min']:.5f}" if "cosine_min" in r else "-"
+        gflops = f"{r['gflops']:.0f}" if "gflops" in r else "-"
         lines.append(f"| {r['name']:<42} | {r['clips_per_s']:7.2f} | {r['ms_per_clip_p50']:11.1f} | "
-                     f"{r['ms_per_clip_p95']:11.1f} | {ratio:>9} | {cosine:>7} |")
+                     f"{r['ms_per_clip_p95']:11.1f} | {ratio:>9} | {cosine:>7} | {gflops:>7} |")
     return "\n".join(lines)
 
 
-def targets(rows: list[dict]) -> str:
-    """The issue's CPU targets, checked against this run."""
+def backbone_table(rows: list[dict], images: int) -> str:
+    head = f"| {'bare backbone, ' + str(images) + ' images per call':<62} | images/s | x PyTorch |"
+    lines = [head, _rule(head)]
+    lines += [f"| {r['name']:<62} | {r['images_per_s']:8.1f} | {r['ratio_to_pytorch']:9.2f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def targets(rows: list[dict], peak_gflops: float | None) -> str:
+    """The issue's CPU targets, checked against this run, and against this CPU's fp32 peak."""
     by_name = {r["name"]: r for r in rows}
     torch_cpu, fp32 = by_name.get("PyTorch eager fp32 (CPU)"), by_name.get("ORT fp32 (CPU)")
     int8 = by_name.get("ORT int8 static QDQ (CPU)")
@@ -211,6 +233,12 @@ def targets(rows: list[dict]) -> str:
     if torch_cpu and fp32:
         ratio = fp32["clips_per_s"] / torch_cpu["clips_per_s"]
         lines.append(f"ORT fp32 / PyTorch eager = {ratio:.2f}x (target >= 3x): {'met' if ratio >= 3 else 'MISSED'}")
+        if peak_gflops:
+            lines.append(
+                f"fp32 peak (ORT MatMul 2048x2048): {peak_gflops:.0f} GFLOP/s; ORT fp32 runs the STA at "
+                f"{fp32['gflops']:.0f} GFLOP/s ({fp32['gflops'] / peak_gflops:.0%} of it), PyTorch eager at "
+                f"{torch_cpu['gflops']:.0f} ({torch_cpu['gflops'] / peak_gflops:.0%}); 3x PyTorch would need "
+                f"{3 * torch_cpu['gflops']:.0f} GFLOP/s ({3 * torch_cpu['gflops'] / peak_gflops:.0%} of the peak)")
     if fp32 and int8:
         ratio = int8["clips_per_s"] / fp32["clips_per_s"]
         ok = ratio >= 1.5 and int8["cosine_min"] >= 0.98
@@ -232,6 +260,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch and onnxruntime alike")
     parser.add_argument("--osnet", help=f"OSNet ONNX file (default: assets {OSNET})")
     parser.add_argument("--skip-sta", action="store_true")
+    parser.add_argument("--backbone-check", default="resnet50", metavar="NAME",
+                        help="bare torchvision backbone timed PyTorch vs ORT (the issue's reference); 'none' skips it")
+    parser.add_argument("--backbone-size", type=int, default=224, help="its square input side")
     parser.add_argument("--json", type=Path, default=Path("embed_speed.json"))
     return parser.parse_args(argv)
 
@@ -247,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mcreid_embed_speed_") as tmp:
         rows = [] if args.skip_sta else sta_rows(args, Path(tmp), threads)
     osnet = osnet_rows(args, threads)
+    images = args.clips * args.seq_len
+    backbone = [] if args.backbone_check == "none" else backbone_rows(
+        args.backbone_check, args.backbone_size, images, threads, args.repeats, args.warmup)
+    peak = matmul_peak_gflops(threads) if rows else None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     title = (f"STA {args.backbone} {args.seq_len}x{args.height}x{args.width}, {args.clips} clips per call, "
              f"{threads} threads, {os.cpu_count()} CPUs ({platform.machine()}), load average {load:.1f} at the end")
@@ -254,10 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     for part in (rows, osnet):
         if part:
             print(table(part))
+    if backbone:
+        print(backbone_table(backbone, images))
     if rows:
-        print(targets(rows))
+        print(targets(rows, peak))
     report = {"title": title, "threads": threads, "load_average": load, "args": {k: str(v) for k, v in vars(args).items()},
-              "sta": rows, "osnet": osnet}
+              "sta": rows, "osnet": osnet, "backbone": backbone, "fp32_matmul_peak_gflops": peak}
     args.json.write_text(json.dumps(report, indent=2))
     logger.info("wrote %s", args.json)
     return 0
