@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from mcreid.logs import setup_logging
 from tracker.config import TrackerConfig, add_tracker_arguments, config_from_args
-from tracker.outputs import CameraWriter, write_identities
+from tracker.outputs import CameraWriter, final_track_ids, write_identities
 from tracker.pipeline import Pipeline, build_pipeline
 from tracker.runner import PipelineRunner
 from tracker.types import CameraStatus, FrameResult
@@ -80,13 +80,7 @@ def run_headless(config: TrackerConfig, sources: Sequence[str], out_dir: Path, p
             writer.write(result)
         bars.update(result)
 
-    def on_camera_end(camera_id: str, final_ids: dict[int, int]) -> None:
-        with lock:
-            if camera_id in writers:
-                writers[camera_id].tracks_ended(final_ids)
-
-    runner = PipelineRunner(config, sources, pipeline=pipeline, on_result=on_result, on_camera_end=on_camera_end,
-                            **(runner_kwargs or {}))
+    runner = PipelineRunner(config, sources, pipeline=pipeline, on_result=on_result, **(runner_kwargs or {}))
     bars = _Progress(runner, progress)
     runner.start()
     try:
@@ -97,9 +91,10 @@ def run_headless(config: TrackerConfig, sources: Sequence[str], out_dir: Path, p
     finally:
         runner.stop()
         bars.close()
-        for writer in writers.values():
-            writer.close()
-    identities = runner.identities()
+        identities = runner.identities()
+        final = final_track_ids(identities)
+        for camera_id, writer in writers.items():
+            writer.close(final.get(camera_id, {}))
     write_identities(out_dir / "identities.json", identities)
     states = runner.camera_states()
     for state in states:

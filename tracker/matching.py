@@ -20,7 +20,8 @@ Rules (README "Global identities" documents them for users):
    moves as soon as another identity passes ``match_threshold``. An identity left empty is retired;
    ids are never reused. If a member's lifetime grows to overlap another member in the same camera
    (two boxes of one identity in one frame), the later joiner leaves and is matched again.
-   Boxes already reported keep the id they had.
+   Boxes already reported keep the id they had (the headless MOT files are relabelled with
+   the final ids when they are closed: ``tracker/outputs.py``).
 """
 
 from __future__ import annotations

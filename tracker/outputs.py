@@ -5,27 +5,40 @@
 - ``DIR/<camera>.tracks.txt``: the same with the per-camera track id.
 - ``DIR/identities.json``: global id -> cameras, tracks, first and last seen, clip count.
 
-A track gets its global id only after ``min_clips`` clips; its earlier rows are held and written
-with that id once it arrives (so the global file has no unlabelled rows). Rows of a track that
-ends without a global id (too short, or every crop filtered) appear only in ``.tracks.txt``.
-Files are sorted by frame and id when closed.
+``<camera>.txt`` is written as the run goes (a track's rows appear once it has a global id) and
+rewritten on close from ``.tracks.txt`` with each track's *final* global id: rows from before the
+id arrived are filled in, and a track the revision rule moved to another identity carries the
+final one in all its rows. Rows of tracks that never got an id (too short, or every crop
+filtered) appear only in ``.tracks.txt``. Both files are sorted by frame and id when closed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable
 
 from tracker.types import FrameResult, GlobalIdentity
-
-_MAX_HELD_ROWS = 100_000  # per camera; beyond this, held rows of unidentified tracks are dropped
 
 
 def mot_row(frame: int, object_id: int, xyxy: Iterable[float], conf: float) -> str:
     """One MOTChallenge line from an xyxy box."""
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     return f"{frame},{object_id},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{conf:.4f},-1,-1,-1\n"
+
+
+def final_track_ids(identities: Iterable[GlobalIdentity]) -> dict[str, dict[int, int]]:
+    """``{camera: {track id: global id}}`` for every member track of every identity."""
+    final: dict[str, dict[int, int]] = {}
+    for ident in identities:
+        for member in ident.members:
+            final.setdefault(member.camera_id, {})[member.track_id] = ident.global_id
+    return final
+
+
+def _sort_key(line: str) -> tuple[int, int]:
+    frame, object_id, _ = line.split(",", 2)
+    return int(frame), int(object_id)
 
 
 class CameraWriter:
@@ -41,45 +54,33 @@ class CameraWriter:
         self.tracks_path = out_dir / f"{camera_id}.tracks.txt"
         self._global = self.global_path.open("w")
         self._tracks = self.tracks_path.open("w")
-        self._held: dict[int, list[tuple[int, tuple[float, ...], float]]] = {}
-        self._held_rows = 0
 
     def write(self, result: FrameResult) -> None:
-        """Write one frame's boxes; release held rows of tracks that got their global id."""
+        """Write one frame's boxes (global rows only for tracks that have an id)."""
         for xyxy, conf, track_id, gid in zip(result.xyxy, result.confidence, result.track_id, result.global_id):
-            track_id, gid = int(track_id), int(gid)
-            self._tracks.write(mot_row(result.frame_index, track_id, xyxy, conf))
+            self._tracks.write(mot_row(result.frame_index, int(track_id), xyxy, conf))
             if gid:
-                self._release(track_id, gid)
-                self._global.write(mot_row(result.frame_index, gid, xyxy, conf))
-            elif self._held_rows < _MAX_HELD_ROWS:
-                self._held.setdefault(track_id, []).append((result.frame_index, tuple(xyxy), float(conf)))
-                self._held_rows += 1
-        self.tracks_ended(result.ended_tracks)
+                self._global.write(mot_row(result.frame_index, int(gid), xyxy, conf))
 
-    def tracks_ended(self, final_ids: dict[int, int]) -> None:
-        """Tracks that are over: write held rows under their final id, or drop them (no id)."""
-        for track_id, gid in final_ids.items():
-            if gid:
-                self._release(track_id, gid)
-            else:
-                self._held_rows -= len(self._held.pop(track_id, ()))
+    def close(self, final_ids: Mapping[int, int] | None = None) -> None:
+        """Close; rewrite the global file with ``final_ids`` (track id -> global id); sort both.
 
-    def _release(self, track_id: int, gid: int) -> None:
-        rows = self._held.pop(track_id, None)
-        if rows:
-            self._held_rows -= len(rows)
-            for frame, xyxy, conf in rows:
-                self._global.write(mot_row(frame, gid, xyxy, conf))
-
-    def close(self) -> None:
-        """Close and sort both files by frame, then id."""
+        Without ``final_ids`` the global file keeps the ids as they were written.
+        """
         self._global.close()
         self._tracks.close()
-        for path in (self.global_path, self.tracks_path):
-            lines = path.read_text().splitlines(keepends=True)
-            lines.sort(key=lambda line: tuple(int(v) for v in line.split(",", 2)[:2]))
-            path.write_text("".join(lines))
+        tracks = sorted(self.tracks_path.read_text().splitlines(keepends=True), key=_sort_key)
+        self.tracks_path.write_text("".join(tracks))
+        if final_ids is None:
+            rows = self.global_path.read_text().splitlines(keepends=True)
+        else:
+            rows = []
+            for line in tracks:
+                frame, track_id, rest = line.split(",", 2)
+                gid = final_ids.get(int(track_id), 0)
+                if gid:
+                    rows.append(f"{frame},{gid},{rest}")
+        self.global_path.write_text("".join(sorted(rows, key=_sort_key)))
 
 
 def identities_json(identities: Iterable[GlobalIdentity]) -> dict[str, object]:

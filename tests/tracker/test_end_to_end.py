@@ -52,4 +52,8 @@ def test_headless_run_on_real_video(shared_data, tmp_path):
         assert ident["cameras"] == ["view001_480x360"]
         assert ident["clip_count"] >= 1 and ident["tracks"]
         assert 1 <= ident["first_seen"]["frame"] <= ident["last_seen"]["frame"] <= FRAMES
+    # the global file is the tracks file relabelled with each track's final identity
+    final = {t["track_id"]: int(gid) for gid, ident in identities["identities"].items() for t in ident["tracks"]}
+    expected = sorted((int(r[0]), final[int(r[1])], *np.round(r[2:6], 2)) for r in tracks if int(r[1]) in final)
+    assert sorted((int(r[0]), int(r[1]), *np.round(r[2:6], 2)) for r in glob) == expected
     assert not (out / "absent.txt").exists()

@@ -64,23 +64,35 @@ def test_ids_are_reported_only_after_min_clips_and_ended_tracks_are_settled():
     assert pipeline.finish() == {"cam": {}}
 
 
-def test_writer_holds_rows_until_the_global_id_arrives_and_sorts(tmp_path):
+def _result(frame, tids, gids):
+    n = len(tids)
+    xyxy = np.array([[10 * t, 20, 10 * t + 5, 40] for t in tids], np.float32).reshape(-1, 4)
+    return FrameResult("cam", frame, np.zeros((1, 1, 3), np.uint8), xyxy, np.full(n, 0.5, np.float32),
+                       np.array(tids), np.array(gids))
+
+
+def _ids(path):
+    return [line.split(",")[:2] for line in path.read_text().splitlines()]
+
+
+def test_writer_relabels_the_global_file_with_final_ids_and_sorts(tmp_path):
     writer = CameraWriter(tmp_path, "cam")
+    writer.write(_result(1, [3, 1, 2], [0, 0, 0]))
+    writer.write(_result(2, [1, 2, 3], [7, 0, 5]))  # track 3 is in identity 5 for now
+    writer.write(_result(3, [2, 3], [0, 9]))  # the revision rule moved track 3 to identity 9
+    writer.close({1: 7, 3: 9})  # track 2 never got an id
+    assert writer.global_path.read_text().splitlines()[0] == "1,7,10.00,20.00,5.00,20.00,0.5000,-1,-1,-1"
+    assert _ids(tmp_path / "cam.txt") == [["1", "7"], ["1", "9"], ["2", "7"], ["2", "9"], ["3", "9"]]
+    assert _ids(tmp_path / "cam.tracks.txt") == [["1", "1"], ["1", "2"], ["1", "3"], ["2", "1"], ["2", "2"],
+                                                 ["2", "3"], ["3", "2"], ["3", "3"]]
 
-    def result(frame, tids, gids, ended=None):
-        n = len(tids)
-        xyxy = np.array([[10 * t, 20, 10 * t + 5, 40] for t in tids], np.float32).reshape(-1, 4)
-        return FrameResult("cam", frame, np.zeros((1, 1, 3), np.uint8), xyxy, np.full(n, 0.5, np.float32),
-                           np.array(tids), np.array(gids), ended_tracks=ended or {})
 
-    writer.write(result(1, [1, 2], [0, 0]))
-    writer.write(result(2, [1, 2], [7, 0]))
-    writer.write(result(3, [2], [0], ended={2: 0}))  # track 2 ends without an id
+def test_writer_without_final_ids_keeps_the_ids_as_written(tmp_path):
+    writer = CameraWriter(tmp_path, "cam")
+    writer.write(_result(2, [1, 3], [7, 5]))
+    writer.write(_result(1, [1, 3], [0, 5]))
     writer.close()
-    glob = (tmp_path / "cam.txt").read_text().splitlines()
-    assert glob == ["1,7,10.00,20.00,5.00,20.00,0.5000,-1,-1,-1", "2,7,10.00,20.00,5.00,20.00,0.5000,-1,-1,-1"]
-    tracks = (tmp_path / "cam.tracks.txt").read_text().splitlines()
-    assert [line.split(",")[:2] for line in tracks] == [["1", "1"], ["1", "2"], ["2", "1"], ["2", "2"], ["3", "2"]]
+    assert _ids(tmp_path / "cam.txt") == [["1", "5"], ["2", "5"], ["2", "7"]]
 
 
 def test_identities_json_and_drawing():
