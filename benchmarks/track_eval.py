@@ -239,8 +239,6 @@ def print_tables(results: dict[str, object], threshold: float) -> None:
         for camera, split in lab["split"].items():
             print(f"{camera:8s} " + " ".join(f"{split.get(g, 0):6d}" for g in gids))
         print(f"{'clips':8s} " + " ".join(f"{lab['clips'].get(g, 0):6d}" for g in gids))
-        print(f"{'final':8s} " + " ".join(f"{'yes' if g in lab['clips'] else 'merged':>6s}" for g in gids))
-        print("(merged: a lone identity whose track later moved into an older one; rows written before stay)")
     if "similarity" in results:
         print(f"\ncosine similarity of signatures (match_threshold = {threshold})")
         print(f"{'material':16s} {'pairs':>10s} {'n':>5s} {'p5':>6s} {'p50':>6s} {'p95':>6s} {'>=thr':>6s}")
