@@ -32,7 +32,7 @@ EndCallback = Callable[[str, dict[int, int]], None]
 
 
 class _Stats:
-    """Per-camera processed count, fps over a sliding window, last latency."""
+    """Per-camera processed count, fps over the last 2 s (0 once frames stop coming), last latency."""
 
     def __init__(self) -> None:
         self.processed = 0
@@ -48,9 +48,11 @@ class _Stats:
 
     @property
     def fps(self) -> float:
-        if len(self._times) < 2:
+        now = time.monotonic()
+        times = [t for t in self._times if now - t <= 2.0]
+        if len(times) < 2:
             return 0.0
-        return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
 
 
 class PipelineRunner:

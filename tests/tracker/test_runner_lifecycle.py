@@ -114,3 +114,18 @@ def test_an_exception_in_the_worker_marks_every_camera_errored_and_stops(tmp_pat
     assert states(runner)[late].status == CameraStatus.ERROR
     runner.stop(timeout=5)
     assert all(s.status == CameraStatus.ERROR for s in runner.camera_states())
+
+
+def test_fps_falls_to_zero_when_frames_stop(monkeypatch):
+    from tracker import runner as runner_module
+
+    clock = [100.0]
+    monkeypatch.setattr(runner_module.time, "monotonic", lambda: clock[0])
+    stats = runner_module._Stats()
+    for _ in range(11):  # 10 fps for a second
+        stats.add(0.05)
+        clock[0] += 0.1
+    assert stats.fps == pytest.approx(10.0)
+    clock[0] += 5.0  # the source failed or ended: nothing since
+    assert stats.fps == 0.0
+    assert stats.processed == 11 and stats.latency_s == 0.05
