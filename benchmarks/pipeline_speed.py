@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.frames <= WARMUP_STEPS:
         parser.error(f"--frames must exceed the {WARMUP_STEPS} warm-up steps")
     config = TrackerConfig()
-    detector = YoloDetector(config.detector, config.imgsz, config.det_conf, config.device)
+    detector = YoloDetector(config.detector, config.imgsz, config.det_conf, config.device, iou=config.det_iou)
     embedders = {"osnet_x0_25 (image)": build_embedder(None)}
     if args.sta:
         embedders["STA export"] = build_embedder(str(args.sta))

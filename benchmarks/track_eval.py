@@ -36,7 +36,7 @@ import numpy as np
 from mcreid.assets import asset_path
 from mcreid.logs import setup_logging
 from tracker.cli import run_headless
-from tracker.config import TrackerConfig
+from tracker.config import TrackerConfig, add_tracker_arguments, config_from_args
 from tracker.detector import import_ultralytics, resolve_detector
 from tracker.pipeline import build_embedder, build_pipeline
 
@@ -95,7 +95,8 @@ def mot_metrics(gt: np.ndarray, pred: np.ndarray, num_frames: int) -> dict[str, 
 
 # -- PETS --------------------------------------------------------------------------------------
 def ultralytics_track(config: TrackerConfig, video: Path, frames: int, out: Path) -> float:
-    """Ultralytics' own ``model.track()`` (same weights, person class, its ByteTrack); writes MOT; returns fps."""
+    """Ultralytics' own ``model.track()`` (same weights, NMS IoU and person class, its ByteTrack); writes
+    MOT; returns fps."""
     import_ultralytics()
     from ultralytics import YOLO
 
@@ -107,7 +108,7 @@ def ultralytics_track(config: TrackerConfig, video: Path, frames: int, out: Path
         if not ok:
             break
         result = model.track(frame, persist=True, classes=[0], tracker="bytetrack.yaml", verbose=False,
-                             imgsz=config.imgsz)[0]
+                             imgsz=config.imgsz, iou=config.det_iou)[0]
         boxes = result.boxes
         if boxes.id is None:
             continue
@@ -253,18 +254,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", default=["pets", "lab", "similarity"],
                         choices=["pets", "lab", "similarity"])
-    parser.add_argument("--reid", default=None, help="re-ID ONNX (default: bundled OSNet)")
-    parser.add_argument("--match-threshold", type=float, default=None)
     parser.add_argument("--sweep", type=float, nargs="*", default=[],
                         help="PETS: also run our pipeline at these match thresholds")
     parser.add_argument("--json", type=Path, default=Path("track_eval.json"))
     parser.add_argument("--keep", type=Path, help="keep the tracker outputs (MOT files, identities.json) here")
     parser.add_argument("-v", "--verbose", action="count", default=0)
+    add_tracker_arguments(parser)  # every pipeline option; --det-iou and --imgsz also apply to model.track()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    config = TrackerConfig(reid=args.reid)
-    if args.match_threshold is not None:
-        config = replace(config, match_threshold=args.match_threshold)
+    config = config_from_args(args)
     results: dict[str, object] = {"config": {k: v for k, v in vars(config).items()}}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)

@@ -28,6 +28,8 @@ class TrackerConfig:
             ``[B, T, H, W, 3]`` or ``[B, T, 3, H, W]`` is taken as an STA clip export.
         imgsz: detector input size in pixels.
         det_conf: detector confidence floor (ByteTrack's second stage wants low-score boxes).
+        det_iou: detector NMS IoU (Ultralytics' ``iou``): of two person boxes overlapping more than
+            this, the less confident is dropped.
         device: detector device ("cpu", "0", "cuda:0"); None lets Ultralytics choose.
         batch_detect: detect all cameras' frames in one batched call instead of one by one.
         tracker_type: "bytetrack" or "botsort" (Ultralytics' classes, one instance per camera).
@@ -43,6 +45,8 @@ class TrackerConfig:
         match_threshold: cosine similarity a track needs to join an existing identity.
         revise_margin: an active track moves to another identity only when that one beats its
             current identity by this much.
+        covisible_frames: frames two tracks of one camera may be seen together and still be one
+            identity (a duplicate box on one person for a moment); beyond that they never are.
         embed_batch: clips per embedder call.
         realtime: run at the source rate and drop frames when behind.
         embed_budget_ms: in real-time mode, embedder time per pipeline step; surplus clips are dropped.
@@ -52,6 +56,7 @@ class TrackerConfig:
     reid: str | None = None
     imgsz: int = 640
     det_conf: float = 0.1
+    det_iou: float = 0.5
     device: str | None = None
     batch_detect: bool = False
     tracker_type: str = "bytetrack"
@@ -70,6 +75,7 @@ class TrackerConfig:
     min_clips: int = 2
     match_threshold: float = DEFAULT_MATCH_THRESHOLD
     revise_margin: float = 0.05
+    covisible_frames: int = 3
     embed_batch: int = 32
     realtime: bool = False
     embed_budget_ms: float = 40.0
@@ -80,7 +86,7 @@ class TrackerConfig:
         if self.gmc_method not in GMC_METHODS:
             raise ValueError(f"unknown gmc_method {self.gmc_method!r}; choose one of {', '.join(GMC_METHODS)}")
         _check_range("imgsz", self.imgsz, 32, 4096)
-        for name in ("det_conf", "track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
+        for name in ("det_conf", "det_iou", "track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
                      "min_crop_conf"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         if self.track_low_thresh > self.track_high_thresh:
@@ -88,6 +94,7 @@ class TrackerConfig:
                              f"track_high_thresh ({self.track_high_thresh})")
         _check_range("match_threshold", self.match_threshold, -1.0, 1.0)
         _check_range("revise_margin", self.revise_margin, 0.0, 2.0)
+        _check_range("covisible_frames", self.covisible_frames, 0, 100_000)
         _check_range("track_buffer", self.track_buffer, 1, 100_000)
         _check_range("clip_len", self.clip_len, 1, 64)
         _check_range("clip_stride", self.clip_stride, 1, 64)
@@ -126,6 +133,7 @@ _HELP = {
     "reid": "re-ID ONNX model (STA clip export or image model); default: bundled OSNet x0.25 image model",
     "imgsz": "detector input size",
     "det_conf": "detector confidence floor",
+    "det_iou": "detector NMS IoU: the weaker of two boxes overlapping more than this is dropped",
     "device": "detector device (cpu, 0, cuda:0); default: Ultralytics' choice",
     "batch_detect": "detect all cameras' frames in one batch",
     "tracker_type": "per-camera tracker: " + ", ".join(TRACKER_TYPES),
@@ -144,6 +152,7 @@ _HELP = {
     "min_clips": "clips a track needs before it gets a global id",
     "match_threshold": "re-ID: cosine similarity a track needs to join an existing global identity",
     "revise_margin": "margin by which another identity must win before an active track moves",
+    "covisible_frames": "frames two tracks of one camera may be seen together and still be one identity",
     "embed_batch": "clips per embedder call",
     "realtime": "run at the source frame rate, dropping frames when behind",
     "embed_budget_ms": "real-time mode: embedder milliseconds per step (surplus clips are dropped)",

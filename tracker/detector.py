@@ -96,21 +96,23 @@ class YoloDetector:
         weights: see ``resolve_detector``.
         imgsz: input size.
         conf: confidence floor.
+        iou: non-maximum-suppression IoU: of two boxes overlapping more than this, the less
+            confident one is dropped.
         device: "cpu", "0", "cuda:0"... or None for Ultralytics' choice.
         batch: detect a list of frames in one call (else one call per frame).
     """
 
     def __init__(self, weights: str | None = None, imgsz: int = 640, conf: float = 0.1,
-                 device: str | None = None, batch: bool = False) -> None:
+                 device: str | None = None, batch: bool = False, iou: float = 0.7) -> None:
         self.weights = resolve_detector(weights)
         import_ultralytics()
         from ultralytics import YOLO
 
         self.model = YOLO(self.weights, task="detect")
-        self.imgsz, self.conf, self.device, self.batch = imgsz, conf, device, batch
+        self.imgsz, self.conf, self.iou, self.device, self.batch = imgsz, conf, iou, device, batch
 
     def _predict(self, frames: list[np.ndarray]) -> list[Any]:
-        kwargs = {"classes": [PERSON_CLASS], "conf": self.conf, "imgsz": self.imgsz, "verbose": False}
+        kwargs = {"classes": [PERSON_CLASS], "conf": self.conf, "iou": self.iou, "imgsz": self.imgsz, "verbose": False}
         if self.device is not None:
             kwargs["device"] = self.device
         return self.model.predict(frames, **kwargs)

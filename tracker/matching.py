@@ -4,8 +4,10 @@ Rules (README "Global identities" documents them for users):
 
 1. A track gets a global id once its signature holds ``min_clips`` clips.
 2. It joins the most similar identity (cosine of L2-normalised signatures) when the similarity is at
-   least ``match_threshold`` AND no member of that identity was visible in the same camera during
-   the track's lifetime (two people seen together in one camera are never one identity).
+   least ``match_threshold`` AND no member of that identity was seen in the same camera in the
+   same frames as the track, beyond ``covisible_frames`` of them (two people seen together in one
+   camera are never one identity; the tolerance forgives a duplicate box on one person for a
+   moment, after which the tracker may carry on with either track).
    Tracks waiting in the same camera are resolved together with
    ``scipy.optimize.linear_sum_assignment`` (one identity per track, most total similarity);
    cameras are resolved one after the other, so a person seen in two cameras at once can join one
@@ -18,8 +20,8 @@ Rules (README "Global identities" documents them for users):
    moves to another identity only if that one passes ``match_threshold`` and beats its current
    identity (its signature without this track) by ``revise_margin``; a track alone in its identity
    moves as soon as another identity passes ``match_threshold``. An identity left empty is retired;
-   ids are never reused. If a member's lifetime grows to overlap another member in the same camera
-   (two boxes of one identity in one frame), the later joiner leaves and is matched again.
+   ids are never reused. If a member comes to be seen together with another member in the same
+   camera (beyond the tolerance), the later joiner leaves and is matched again.
    Boxes already reported keep the id they had (the headless MOT files are relabelled with
    the final ids when they are closed: ``tracker/outputs.py``).
 """
@@ -36,6 +38,7 @@ from tracker.types import GlobalIdentity, TrackMember
 
 TrackKey = tuple[str, int]
 _FORBIDDEN = 1e6
+_RECENT_FRAMES = 256  # per camera: observations of a frame may arrive in any order within this window
 
 
 @dataclass
@@ -56,10 +59,6 @@ class _Track:
         return TrackMember(self.key[0], self.key[1], self.first_frame, self.last_frame,
                            self.first_time_s, self.last_time_s, self.signature.count)
 
-    def overlaps(self, other: _Track) -> bool:
-        """Seen in the same camera at the same moment (lifetimes intersect)."""
-        return (self.key[0] == other.key[0] and self.first_frame <= other.last_frame
-                and other.first_frame <= self.last_frame)
 
 
 @dataclass
@@ -77,12 +76,20 @@ class IdentityMatcher:
         match_threshold: cosine similarity needed to join an identity.
         min_clips: clips before a track gets a global id.
         revise_margin: see module docstring, rule 4.
+        covisible_frames: frames two tracks of one camera may be seen together and still be one
+            identity (module docstring, rule 2).
     """
 
     def __init__(self, feature_dim: int, match_threshold: float = 0.75, min_clips: int = 2,
-                 revise_margin: float = 0.05) -> None:
+                 revise_margin: float = 0.05, covisible_frames: int = 0) -> None:
         if min_clips < 1:
             raise ValueError(f"min_clips must be >= 1, got {min_clips}")
+        if covisible_frames < 0:
+            raise ValueError(f"covisible_frames must be >= 0, got {covisible_frames}")
+        self.covisible_frames = covisible_frames
+        # frames each pair of tracks was seen together; the tracks seen in each camera's recent frames
+        self._together: dict[TrackKey, dict[TrackKey, int]] = {}
+        self._recent: dict[str, dict[int, list[TrackKey]]] = {}
         self.feature_dim = feature_dim
         self.match_threshold = match_threshold
         self.min_clips = min_clips
@@ -100,9 +107,11 @@ class IdentityMatcher:
         if track is None:
             self._tracks[key] = _Track(key, frame_index, frame_index, time_s, time_s,
                                        Signature.empty(self.feature_dim))
+            self._seen_together(key, frame_index)
             return
         if track.settled:
             return  # ended and reported; ids are not reused by the per-camera trackers
+        self._seen_together(key, frame_index)
         track.last_frame = max(track.last_frame, frame_index)
         track.last_time_s = max(track.last_time_s, time_s)
         track.active = True
@@ -167,13 +176,30 @@ class IdentityMatcher:
         ident = self._identities[track.global_id]
         for key in ident.members:
             other = self._tracks[key]
-            if key != track.key and track.overlaps(other) and (other.settled or other.join_order < track.join_order):
+            if key != track.key and self._covisible(track.key, key) and (other.settled or other.join_order < track.join_order):
                 return True
         return False
 
+    def _seen_together(self, key: TrackKey, frame_index: int) -> None:
+        """Count the frame for every pair of this camera's tracks seen in it."""
+        frames = self._recent.setdefault(key[0], {})
+        seen = frames.setdefault(frame_index, [])
+        if key in seen:
+            return
+        for other in seen:
+            count = self._together.setdefault(key, {}).get(other, 0) + 1
+            self._together[key][other] = self._together.setdefault(other, {})[key] = count
+        seen.append(key)
+        while len(frames) > _RECENT_FRAMES:  # frames arrive in order: the first inserted is the oldest
+            del frames[next(iter(frames))]
+
+    def _covisible(self, a: TrackKey, b: TrackKey) -> bool:
+        """Seen together in one camera in more than ``covisible_frames`` frames."""
+        return self._together.get(a, {}).get(b, 0) > self.covisible_frames
+
     def _allowed(self, track: _Track, global_id: int) -> bool:
         ident = self._identities[global_id]
-        return not any(track.overlaps(self._tracks[k]) for k in ident.members if k != track.key)
+        return not any(self._covisible(track.key, k) for k in ident.members if k != track.key)
 
     def _similarities(self, track: _Track, global_ids: list[int]) -> np.ndarray:
         """Cosine similarity to each identity (without the track itself); -inf where not allowed."""
@@ -266,4 +292,6 @@ class IdentityMatcher:
                 track.signature = Signature(np.zeros(0), track.signature.count)  # keep the count only
             else:
                 del self._tracks[key]  # never identified: nothing to keep
+                for other in self._together.pop(key, {}):
+                    self._together.get(other, {}).pop(key, None)
         return ended

@@ -8,7 +8,9 @@
 ``<camera>.txt`` is written as the run goes (a track's rows appear once it has a global id) and
 rewritten on close from ``.tracks.txt`` with each track's *final* global id: rows from before the
 id arrived are filled in, and a track the revision rule moved to another identity carries the
-final one in all its rows. Rows of tracks that never got an id (too short, or every crop
+final one in all its rows. Where two tracks of one identity were seen in the same frame (a
+duplicate box tolerated by ``covisible_frames``), only the more confident box keeps the id, so an
+id is on at most one box per frame. Rows of tracks that never got an id (too short, or every crop
 filtered) appear only in ``.tracks.txt``. Both files are sorted by frame and id when closed.
 """
 
@@ -74,12 +76,14 @@ class CameraWriter:
         if final_ids is None:
             rows = self.global_path.read_text().splitlines(keepends=True)
         else:
-            rows = []
+            best: dict[tuple[int, int], tuple[float, str]] = {}  # (frame, id) -> the most confident row
             for line in tracks:
                 frame, track_id, rest = line.split(",", 2)
                 gid = final_ids.get(int(track_id), 0)
-                if gid:
-                    rows.append(f"{frame},{gid},{rest}")
+                conf = float(rest.split(",")[4])
+                if gid and conf > best.get((int(frame), gid), (-1.0, ""))[0]:
+                    best[int(frame), gid] = (conf, f"{frame},{gid},{rest}")
+            rows = [row for _, row in best.values()]
         self.global_path.write_text("".join(sorted(rows, key=_sort_key)))
 
 

@@ -119,7 +119,7 @@ class Pipeline:
         self.config, self.detector, self.embedder = config, detector, embedder
         self._tracker_factory, self._clock = tracker_factory, clock
         self.matcher = IdentityMatcher(embedder.feature_dim, config.match_threshold, config.min_clips,
-                                       config.revise_margin)
+                                       config.revise_margin, config.covisible_frames)
         self.scheduler = ClipScheduler(config.embed_budget_ms / 1000 if config.realtime else None)
         self.crop_filter = CropFilter(config.min_crop_height, config.min_crop_width, config.min_crop_conf,
                                       config.border_margin)
@@ -261,5 +261,5 @@ def build_pipeline(config: TrackerConfig, embedder: Embedder | None = None,
     """A ``Pipeline`` with the configured YOLO detector and re-ID embedder (loaded now, errors raised now)."""
     embedder = embedder or build_embedder(config.reid)
     detector = detector or YoloDetector(config.detector, config.imgsz, config.det_conf, config.device,
-                                        config.batch_detect)
+                                        config.batch_detect, config.det_iou)
     return Pipeline(config, detector, embedder)

@@ -162,3 +162,28 @@ def test_tracks_that_end_without_an_id_are_forgotten():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="min_clips"):
         IdentityMatcher(D, **kwargs)
+
+
+@pytest.mark.parametrize("together, tolerance, merged", [(2, 2, True), (3, 2, False), (1, 0, False)])
+def test_a_moment_together_is_tolerated_up_to_covisible_frames(together, tolerance, merged):
+    # a duplicate box: track 2 starts on the person of track 1 `together` frames before track 1 ends
+    m = IdentityMatcher(D, match_threshold=0.6, min_clips=2, covisible_frames=tolerance)
+    feed(m, "cam0", 1, range(1, 11), unit(0))
+    feed(m, "cam0", 2, range(11 - together, 21), unit(0, 0.01))
+    m.resolve()
+    assert (m.global_id("cam0", 1) == m.global_id("cam0", 2)) is merged
+    assert 0 not in (m.global_id("cam0", 1), m.global_id("cam0", 2))
+
+
+def test_tracks_seen_in_different_frames_of_one_camera_are_not_together():
+    # the lifetimes interleave, but the two tracks are never in the same frame (one person, two ids)
+    m = IdentityMatcher(D, match_threshold=0.6, min_clips=2)
+    feed(m, "cam0", 1, range(1, 21, 2), unit(0))
+    feed(m, "cam0", 2, range(2, 22, 2), unit(0, 0.01))
+    m.resolve()
+    assert m.global_id("cam0", 1) == m.global_id("cam0", 2) != 0
+
+
+def test_negative_covisible_frames_is_rejected():
+    with pytest.raises(ValueError, match="covisible_frames"):
+        IdentityMatcher(D, covisible_frames=-1)

@@ -87,6 +87,18 @@ def test_writer_relabels_the_global_file_with_final_ids_and_sorts(tmp_path):
                                                  ["2", "3"], ["3", "2"], ["3", "3"]]
 
 
+def test_writer_keeps_one_box_per_identity_and_frame(tmp_path):
+    writer = CameraWriter(tmp_path, "cam")
+    result = _result(1, [1, 2], [4, 4])  # a duplicate box: two tracks of identity 4 in one frame
+    result.confidence[:] = [0.4, 0.9]
+    writer.write(result)
+    writer.write(_result(2, [2], [4]))
+    writer.close({1: 4, 2: 4})
+    rows = [line.split(",") for line in writer.global_path.read_text().splitlines()]
+    assert [(r[0], r[1], r[2], r[6]) for r in rows] == [("1", "4", "20.00", "0.9000"), ("2", "4", "20.00", "0.5000")]
+    assert len(writer.tracks_path.read_text().splitlines()) == 3
+
+
 def test_writer_without_final_ids_keeps_the_ids_as_written(tmp_path):
     writer = CameraWriter(tmp_path, "cam")
     writer.write(_result(2, [1, 3], [7, 5]))
