@@ -25,7 +25,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +34,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks.embed_speed_reference import backbone_rows, gflop_per_clip, matmul_peak_gflops
+from benchmarks.timing import round_robin, time_calls
 from export.crops import pets_clips, real_or_random_clips
 from export.onnx_embedder import OnnxClipEmbedder, OnnxImageEmbedder
 from export.runtime import CPU, CUDA, TENSORRT, cuda_device_count, default_threads, usable_providers
@@ -43,40 +43,6 @@ from mcreid.assets import find_asset
 
 logger = logging.getLogger("benchmarks.embed_speed")
 OSNET = "weights/osnet_x0_25_msmt17.onnx"
-
-
-def time_calls(call: Callable[[], np.ndarray], repeats: int, warmup: int) -> tuple[list[float], np.ndarray]:
-    """Seconds per call over ``repeats`` timed calls after ``warmup`` untimed ones; and the last output."""
-    out = None
-    for _ in range(warmup):
-        out = call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = call()
-        times.append(time.perf_counter() - start)
-    return times, out
-
-
-def interleaved_times(embedders: dict[str, object], clips: np.ndarray, repeats: int,
-                      warmup: int) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
-    """Seconds per ``embed(clips)`` call for each embedder, measured round-robin.
-
-    Round-robin (one call of each row per round) spreads the load of other processes on a shared
-    machine evenly over the rows, so the ratios hold even when the absolute numbers drift.
-    int8 dynamic is an order of magnitude slower on CPU, so it joins only the first 3 rounds.
-    """
-    outs = {name: e.embed(clips) for name, e in embedders.items() for _ in range(max(warmup, 1))}
-    times: dict[str, list[float]] = {name: [] for name in embedders}
-    for round_ in range(repeats):
-        for name, embedder in embedders.items():
-            if "dynamic" in name and round_ >= 3:
-                continue
-            start = time.perf_counter()
-            outs[name] = embedder.embed(clips)
-            times[name].append(time.perf_counter() - start)
-        logger.info("round %d/%d done", round_ + 1, repeats)
-    return times, outs
 
 
 def row(name: str, times: list[float], clips: int, out: np.ndarray, reference: np.ndarray | None,
@@ -178,7 +144,9 @@ def sta_rows(args: argparse.Namespace, workdir: Path, threads: int) -> list[dict
             continue
         embedders[name] = embedder
     gflop = gflop_per_clip(embedders[plans[0][0]].model, args.seq_len, size)
-    times, outs = interleaved_times(embedders, clips, args.repeats, args.warmup)
+    # int8 dynamic is an order of magnitude slower on CPU: it joins only the first 3 rounds
+    calls = {name: (lambda e=e: e.embed(clips)) for name, e in embedders.items()}
+    times, outs = round_robin(calls, args.repeats, args.warmup, {n: 3 for n in embedders if "dynamic" in n})
     reference = outs[plans[0][0]]
     rows = [row(name, times[name], n, outs[name], reference, gflop) for name in embedders]
     base = rows[0]["clips_per_s"]

@@ -21,14 +21,13 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from export.runtime import import_onnxruntime
-
-logger = logging.getLogger("benchmarks.embed_speed")
+from benchmarks.timing import round_robin, time_calls
+from export.runtime import create_session
 
 
 def gflop_per_clip(model: object, seq_len: int, size: tuple[int, int]) -> float:
@@ -42,24 +41,14 @@ def gflop_per_clip(model: object, seq_len: int, size: tuple[int, int]) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def _session(model_bytes: bytes, threads: int) -> object:
-    ort = import_onnxruntime()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the embedders
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+def _session(model: object, threads: int) -> object:
+    """An onnxruntime CPU session for an in-memory ``onnx.ModelProto``, set up as the embedders' are."""
+    import onnx
 
-
-def _median_seconds(call, repeats: int, warmup: int) -> float:
-    for _ in range(max(warmup, 1)):
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    with tempfile.TemporaryDirectory(prefix="mcreid_yardstick_") as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save(model, path)
+        return create_session(path, "cpu", threads)
 
 
 def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 7) -> float:
@@ -69,11 +58,11 @@ def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 7) -> float:
     spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n]) for name in "abc"]
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", spec[:2], spec[2:])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
-    session = _session(model.SerializeToString(), threads)
+    session = _session(model, threads)
     rng = np.random.default_rng(0)
     feeds = {name: rng.standard_normal((n, n), dtype=np.float32) for name in "ab"}
-    seconds = _median_seconds(lambda: session.run(None, feeds), repeats, warmup=2)
-    return 2 * n**3 / seconds / 1e9
+    times, _ = time_calls(lambda: session.run(None, feeds), repeats, warmup=2)
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def backbone_rows(name: str, size: int, images: int, threads: int, repeats: int, warmup: int) -> list[dict]:
@@ -110,7 +99,7 @@ def backbone_pair(name: str, size: int, images: int, threads: int, repeats: int,
     model = getattr(torchvision.models, name)().eval()
     batch = torch.rand(images, 3, size, size)
     program = torch.onnx.export(model, (batch,), input_names=["x"], opset_version=18, dynamo=True, verbose=False)
-    session = _session(program.model_proto.SerializeToString(), threads)
+    session = _session(program.model_proto, threads)
     feeds = {"x": batch.numpy()}
 
     def eager() -> None:
@@ -119,15 +108,7 @@ def backbone_pair(name: str, size: int, images: int, threads: int, repeats: int,
 
     calls = {f"{name} {size}x{size} PyTorch eager fp32": eager,
              f"{name} {size}x{size} ORT fp32": lambda: session.run(None, feeds)}
-    times: dict[str, list[float]] = {label: [] for label in calls}
-    for call in calls.values():
-        for _ in range(max(warmup, 1)):
-            call()
-    for _ in range(repeats):
-        for label, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[label].append(time.perf_counter() - start)
+    times, _ = round_robin(calls, repeats, warmup)
     rows = [{"name": label, "images_per_s": images / statistics.median(t), "repeats": len(t)}
             for label, t in times.items()]
     for row in rows:
