@@ -60,7 +60,6 @@ class _Track:
                            self.first_time_s, self.last_time_s, self.signature.count)
 
 
-
 @dataclass
 class _Identity:
     global_id: int
@@ -105,11 +104,9 @@ class IdentityMatcher:
         key = (camera_id, int(track_id))
         track = self._tracks.get(key)
         if track is None:
-            self._tracks[key] = _Track(key, frame_index, frame_index, time_s, time_s,
-                                       Signature.empty(self.feature_dim))
-            self._seen_together(key, frame_index)
-            return
-        if track.settled:
+            track = self._tracks[key] = _Track(key, frame_index, frame_index, time_s, time_s,
+                                               Signature.empty(self.feature_dim))
+        elif track.settled:
             return  # ended and reported; ids are not reused by the per-camera trackers
         self._seen_together(key, frame_index)
         track.last_frame = max(track.last_frame, frame_index)

@@ -28,7 +28,6 @@ from tracker.types import CameraFrame, CameraState, CameraStatus, FrameResult, G
 log = logging.getLogger(__name__)
 
 ResultCallback = Callable[[FrameResult], None]
-EndCallback = Callable[[str, dict[int, int]], None]
 
 
 class _Stats:
@@ -65,8 +64,6 @@ class PipelineRunner:
             then shows as every camera's error and in ``error``).
         on_result: called on the worker thread with every ``FrameResult``; None puts results on
             ``results`` instead.
-        on_camera_end: called with ``(camera_id, {track_id: final global id})`` when a camera's
-            source is over and its tracks were settled (also for every camera at stop).
         result_queue_size: bound of ``results``.
         open_capture, reconnect, max_frames: passed to each ``CameraReader``.
         keep_alive: keep the worker running when every source is over (or none was given), for
@@ -80,14 +77,14 @@ class PipelineRunner:
     """
 
     def __init__(self, config: TrackerConfig, sources: Sequence[str] = (), pipeline: Pipeline | None = None,
-                 on_result: ResultCallback | None = None, on_camera_end: EndCallback | None = None,
+                 on_result: ResultCallback | None = None,
                  result_queue_size: int = 8, open_capture: Callable | None = None,
                  reconnect: ReconnectPolicy | None = None, max_frames: int | None = None,
                  keep_alive: bool = False) -> None:
         self.config = config
         self.keep_alive = keep_alive
         self.pipeline = pipeline
-        self.on_result, self.on_camera_end = on_result, on_camera_end
+        self.on_result = on_result
         self.results: queue.Queue[FrameResult] = queue.Queue(maxsize=result_queue_size)
         self.error = ""
         self._open_capture, self._reconnect, self._max_frames = open_capture, reconnect, max_frames
@@ -274,22 +271,13 @@ class PipelineRunner:
             finished = [cid for cid, r in self._readers.items() if cid not in self._ended and r.finished]
         for camera_id in finished:
             self._ended.add(camera_id)
-            self._end_camera(camera_id, self.pipeline.end_camera(camera_id))
-
-    def _end_camera(self, camera_id: str, ended: dict[int, int]) -> None:
-        if self.on_camera_end is not None:
-            self.on_camera_end(camera_id, ended)
+            self.pipeline.end_camera(camera_id)
 
     def _all_finished(self) -> bool:
         with self._lock:
             return all(cid in self._ended for cid in self._readers)
 
     def _finish(self) -> None:
-        for camera_id, ended in self.pipeline.finish().items():
-            self._ended.add(camera_id)
-            self._end_camera(camera_id, ended)
-        for camera_id in list(self._readers):
-            if camera_id not in self._ended:
-                self._ended.add(camera_id)
-                self._end_camera(camera_id, {})
+        self._ended.update(self.pipeline.finish())
+        self._ended.update(list(self._readers))
         self._refresh_identities(force=True)
