@@ -1,13 +1,13 @@
 """Keep freed heap memory for reuse instead of handing it back to the OS (glibc only).
 
 PyTorch on the CPU allocates and frees tens of MB of activations per forward pass. With glibc's
-defaults, blocks over 32 MB are mmap'ed and unmapped again, and freeing trims the heap, so the
-next pass faults every page back in: for the ResNet50 STA at 8 clips x 4 x 256 x 128 that was
-700k-900k page faults per call (``benchmarks/embed_speed.py``: 129-187 -> 84-90 ms per clip on
-the 2-core dev machine; the bare ResNet50 at 32 x 224 x 224 went from 16.8 to 37.0 images/s). ``M_MMAP_MAX = 0`` serves every block from the heap and a
-large ``M_TOP_PAD`` keeps freed memory there, as jemalloc/tcmalloc would. The process keeps its
-peak heap (plus up to the pad) instead of returning it. ONNX Runtime has its own arena and does
-not need it.
+defaults, blocks over 32 MB are mmap'ed and unmapped again, and freeing trims the heap, so the next
+pass faults every page back in: for the ResNet50 STA at 8 clips x 4 x 256 x 128 that was 700k-900k
+page faults per call (``benchmarks/embed_speed.py``: 129-187 -> 79-90 ms per clip on the 2-core dev
+machine; the bare ResNet50 at 32 x 224 x 224 went from 16-18 to 35-38 images/s over four runs).
+``M_MMAP_MAX = 0`` serves every block from the heap and a large ``M_TOP_PAD`` keeps freed memory
+there, as jemalloc/tcmalloc would. The process keeps its peak heap (plus up to the pad) instead of
+returning it. ONNX Runtime has its own arena and does not need it.
 
 ``TorchEmbedder`` calls it when it runs on the CPU. (CPU training gains less: fp32 train steps of 4
 clips went from 2.4-2.7 to 2.9-3.1 clips/s, and real training runs on GPUs, so it is not called there.)
