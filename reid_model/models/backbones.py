@@ -1,6 +1,9 @@
-"""ResNet backbones with the last spatial down-sampling removed (last stride 1).
+"""Backbone registry: ResNets with the last spatial down-sampling removed (last stride 1), and OSNet.
 
 With last stride 1, a 256x128 frame gives a 16x8 map: ResNet50 -> 2048 channels, ResNet18 -> 512.
+``osnet_x0_25`` (``reid_model.models.osnet``, converted from the MSMT17 ONNX) also has stride 16:
+128 channels at 16x8. ``build_backbone(name, pretrained)`` builds any of them; every backbone has
+``out_channels`` and maps ``(B, 3, H, W) -> (B, C, H/16, W/16)``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def _resnet(name: str) -> Callable[[], nn.Module]:
 
 
 # name -> (constructor, output channels, torchvision weights enum name)
-BACKBONES: dict[str, tuple[Callable[[], nn.Module], int, str]] = {
+RESNETS: dict[str, tuple[Callable[[], nn.Module], int, str]] = {
     "resnet50": (_resnet("resnet50"), 2048, "ResNet50_Weights"),
     "resnet18": (_resnet("resnet18"), 512, "ResNet18_Weights"),
 }
@@ -39,9 +42,9 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, name: str = "resnet50", pretrained: str | Path | None = None) -> None:
         super().__init__()
-        if name not in BACKBONES:
+        if name not in RESNETS:
             raise ValueError(f"unknown backbone {name!r}; choose from {sorted(BACKBONES)}")
-        build, self.out_channels, weights_enum = BACKBONES[name]
+        build, self.out_channels, weights_enum = RESNETS[name]
         resnet = build()
         _set_last_stride_1(resnet)
         if pretrained not in (None, "none"):
@@ -59,6 +62,29 @@ class ResNetBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+def _osnet(pretrained: str | Path | None) -> nn.Module:
+    from reid_model.models.osnet import OSNetBackbone
+
+    return OSNetBackbone(pretrained)
+
+
+# name -> builder(pretrained) of a module with ``out_channels``. resnet50 is the paper's (default).
+BACKBONES: dict[str, Callable[[str | Path | None], nn.Module]] = {
+    "resnet50": lambda pretrained: ResNetBackbone("resnet50", pretrained),
+    "resnet18": lambda pretrained: ResNetBackbone("resnet18", pretrained),
+    "osnet_x0_25": _osnet,
+}
+# The ``pretrained`` value a training run uses when none is given.
+DEFAULT_PRETRAINED = {"resnet50": "imagenet", "resnet18": "imagenet", "osnet_x0_25": "msmt17"}
+
+
+def build_backbone(name: str, pretrained: str | Path | None = None) -> nn.Module:
+    """The backbone ``name`` (ValueError listing the choices when unknown)."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose from {sorted(BACKBONES)}")
+    return BACKBONES[name](pretrained)
 
 
 def _set_last_stride_1(resnet: nn.Module) -> None:

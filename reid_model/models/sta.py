@@ -1,4 +1,4 @@
-"""STA (spatial-temporal attention) on a last-stride-1 ResNet, as the paper's baseline.
+"""STA (spatial-temporal attention) on a last-stride-1 ResNet (the paper's baseline) or OSNet x0.25.
 
 Pipeline (paper Fig. 2 and Fig. 4): clip ``(B, N, 3, H, W)`` -> backbone maps ``f_n`` ->
 stripe attention (Eq. 1-4) -> clip map -> GAP -> FC1 (the **raw feature**) -> BatchNorm1d (the
@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from reid_model.models.backbones import BACKBONES, OUTPUT_STRIDE, ResNetBackbone
+from reid_model.models.backbones import BACKBONES, OUTPUT_STRIDE, build_backbone
 
 _EPS = 1e-12
 
@@ -125,7 +125,7 @@ class STA(nn.Module):
     def __init__(self, config: ModelConfig, pretrained: str | Path | None = None) -> None:
         super().__init__()
         self.config = config
-        self.backbone = ResNetBackbone(config.backbone, pretrained)
+        self.backbone = build_backbone(config.backbone, pretrained)
         channels = self.backbone.out_channels * (2 if config.fusion else 1)
         self.fc1 = nn.Linear(channels, config.feature_dim)
         self.bn = nn.BatchNorm1d(config.feature_dim)
@@ -133,7 +133,23 @@ class STA(nn.Module):
         nn.init.kaiming_normal_(self.fc1.weight, mode="fan_out")
         nn.init.zeros_(self.fc1.bias)
         nn.init.normal_(self.classifier.weight, std=0.001)
+        self._init_from_backbone_head()
         self.last_attention: torch.Tensor | None = None
+
+    def _init_from_backbone_head(self) -> None:
+        """FC1 and BN from the backbone's own re-ID head when it has one of the right shape (OSNet:
+        fc Linear -> FC1, fc BN1d -> BN; see ``reid_model.models.osnet``)."""
+        head = getattr(self.backbone, "head_weights", None)
+        if head is None:
+            return
+        weights = head()
+        if weights["fc1.weight"].shape != self.fc1.weight.shape:
+            return  # fusion doubles the input, or another feature_dim: keep the random FC1
+        with torch.no_grad():
+            self.fc1.weight.copy_(weights["fc1.weight"])
+            self.fc1.bias.copy_(weights["fc1.bias"])
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(self.bn, name).copy_(weights[f"bn.{name}"])
 
     def forward(self, clips: torch.Tensor) -> STAOutput:
         if clips.dim() != 5 or clips.shape[2] != 3:

@@ -8,11 +8,11 @@ import pytest
 import torch
 import torchvision
 
-from reid_model.models.backbones import BACKBONES, ResNetBackbone
+from reid_model.models.backbones import BACKBONES, RESNETS, ResNetBackbone, build_backbone
 
 
-def test_last_stride_is_one_for_every_backbone():
-    for name, (_, channels, _) in BACKBONES.items():
+def test_last_stride_is_one_for_every_resnet():
+    for name, (_, channels, _) in RESNETS.items():
         maps = ResNetBackbone(name).eval()(torch.zeros(1, 3, 64, 32))
         assert maps.shape == (1, channels, 4, 2), name  # stride 16, not 32
 
@@ -20,6 +20,9 @@ def test_last_stride_is_one_for_every_backbone():
 def test_unknown_backbone_lists_the_choices():
     with pytest.raises(ValueError, match="resnet18.*resnet50"):
         ResNetBackbone("vgg16")
+    with pytest.raises(ValueError, match="osnet_x0_25.*resnet18.*resnet50"):
+        build_backbone("vgg16")
+    assert set(BACKBONES) == {"resnet50", "resnet18", "osnet_x0_25"}
 
 
 def test_pretrained_path_loads_those_weights(tmp_path):

@@ -102,9 +102,41 @@ def test_resnet50_shapes_at_256x128() -> None:
     assert model.last_attention is not None
 
 
-def test_eval_mode_has_no_logits_and_any_clip_length() -> None:
+# The paper's backbone and the converted OSNet (needs ../shared/data: skipped where absent).
+BOTH_BACKBONES = ["resnet50", "osnet_x0_25"]
+
+
+def _skip_without_osnet(backbone: str) -> None:
+    from mcreid.assets import find_asset
+    from reid_model.models.osnet import OSNET_ASSET
+
+    if backbone == "osnet_x0_25" and find_asset(OSNET_ASSET) is None:
+        pytest.skip(f"{OSNET_ASSET} not found (set MCREID_ASSETS)")
+
+
+@pytest.mark.parametrize("backbone", BOTH_BACKBONES)
+def test_model_forward_is_eq_1_to_4_on_the_backbone_maps(backbone: str) -> None:
+    """The whole STA forward on each backbone: its maps -> Eq. 1-4 (written out) -> GAP -> FC1 -> BN."""
+    _skip_without_osnet(backbone)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(backbone="resnet18", num_classes=3, height=64, width=32)).eval()
+    model = build_model(ModelConfig(backbone=backbone, num_classes=3, height=64, width=32)).eval()
+    clips = torch.randn(2, 3, 3, 64, 32)
+    with torch.no_grad():
+        out = model(clips)
+        maps = model.backbone(clips.flatten(0, 1)).reshape(2, 3, -1, 4, 2)
+        for b in range(2):
+            ref_clip, ref_scores = loop_attention(maps[b], 4)
+            torch.testing.assert_close(out.attention[b].double(), ref_scores, rtol=1e-5, atol=1e-6)
+            raw = model.fc1(ref_clip.float().mean(dim=(-2, -1)))
+            torch.testing.assert_close(out.raw_feature[b], raw, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(out.bn_feature[b], model.bn(raw[None])[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", *BOTH_BACKBONES])
+def test_eval_mode_has_no_logits_and_any_clip_length(backbone: str) -> None:
+    _skip_without_osnet(backbone)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone=backbone, num_classes=3, height=64, width=32)).eval()
     with torch.no_grad():
         for n_frames in (1, 3):
             out = model(torch.randn(2, n_frames, 3, 64, 32))
