@@ -38,6 +38,9 @@ from mcreid.logs import setup_logging
 from tracker.cli import run_headless
 from tracker.config import TrackerConfig, add_tracker_arguments, config_from_args
 from tracker.detector import import_ultralytics, resolve_detector
+from tracker.matcher_log import RecordingMatcher, replay
+from tracker.matching import matcher_from_config
+from tracker.outputs import final_track_ids, relabel
 from tracker.pipeline import build_embedder, build_pipeline
 
 log = logging.getLogger("track_eval")
@@ -45,7 +48,8 @@ log = logging.getLogger("track_eval")
 PETS_VIDEO = "videos/pets09_s2l1/view001_480x360.avi"
 PETS_GT = "videos/pets09_s2l1/gt_frames001-124_768x576.txt"
 PETS_SCALE = 0.625
-PETS_FRAMES = 124
+PETS_FRAMES = 124  # frames with ground truth
+PETS_LENGTH = 795  # frames in the video
 LAB = "videos/lab_4cam"
 
 
@@ -94,60 +98,79 @@ def mot_metrics(gt: np.ndarray, pred: np.ndarray, num_frames: int) -> dict[str, 
 
 
 # -- PETS --------------------------------------------------------------------------------------
-def ultralytics_track(config: TrackerConfig, video: Path, frames: int, out: Path) -> float:
-    """Ultralytics' own ``model.track()`` (same weights, NMS IoU and person class, its ByteTrack); writes
-    MOT; returns fps."""
+def ultralytics_track(config: TrackerConfig, video: Path, frames: int, out: Path,
+                      tracker: str = "bytetrack.yaml") -> float:
+    """Ultralytics' own ``model.track()`` (same weights, NMS IoU and person class; ``tracker`` is its
+    ``bytetrack.yaml`` or ``botsort.yaml``); writes MOT; returns fps."""
     import_ultralytics()
     from ultralytics import YOLO
 
     model = YOLO(resolve_detector(config.detector), task="detect")
     capture = cv2.VideoCapture(str(video))
-    rows, tic = [], time.perf_counter()
+    rows, tic, done = [], time.perf_counter(), 0
     for frame_index in range(1, frames + 1):
         ok, frame = capture.read()
         if not ok:
             break
-        result = model.track(frame, persist=True, classes=[0], tracker="bytetrack.yaml", verbose=False,
+        done += 1
+        result = model.track(frame, persist=True, classes=[0], tracker=tracker, verbose=False,
                              imgsz=config.imgsz, iou=config.det_iou)[0]
         boxes = result.boxes
         if boxes.id is None:
             continue
         for (x1, y1, x2, y2), tid, conf in zip(boxes.xyxy.tolist(), boxes.id.tolist(), boxes.conf.tolist()):
             rows.append(f"{frame_index},{int(tid)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{conf:.4f},-1,-1,-1\n")
-    fps = frames / (time.perf_counter() - tic)
+    fps = done / (time.perf_counter() - tic)
     out.write_text("".join(rows))
     return fps
 
 
-def eval_pets(config: TrackerConfig, work: Path, sweep: Sequence[float] = ()) -> dict[str, object]:
-    """Ultralytics' model.track() and our pipeline on PETS09-S2L1 frames 1-124 (plus a
-    ``match_threshold`` sweep of our pipeline)."""
+def _scored(gt: np.ndarray, rows: np.ndarray, gt_frames: int) -> dict[str, object]:
+    """Metrics on the frames with ground truth; ids over the whole run."""
+    return {**mot_metrics(gt, rows[rows[:, 0] <= gt_frames], gt_frames), "ids_all": int(len(np.unique(rows[:, 1])))}
+
+
+def _sweep_configs(config: TrackerConfig, sweep: Sequence[float]) -> dict[str, TrackerConfig]:
+    """The matcher settings replayed beside the default: the threshold sweep, the link rule off."""
+    out = {f"  match_threshold {t:.2f}": replace(config, match_threshold=t) for t in sweep}
+    if config.link_seconds and config.link_relax:
+        out["  no lost-track link (link_relax 0)"] = replace(config, link_relax=0.0)
+    return out
+
+
+def eval_pets(config: TrackerConfig, work: Path, sweep: Sequence[float] = (), frames: int = PETS_LENGTH
+              ) -> dict[str, object]:
+    """PETS09-S2L1: Ultralytics' model.track() (ByteTrack, BoT-SORT) and our pipeline over ``frames``
+    frames, scored on the frames with ground truth (1-124); other matcher settings by replay."""
     gt = load_mot(asset_path(PETS_GT, "the PETS09-S2L1 ground truth"), PETS_FRAMES, PETS_SCALE)
     video = asset_path(PETS_VIDEO, "the PETS09-S2L1 video")
+    gt_frames = min(frames, PETS_FRAMES)
+    gt = gt[gt[:, 0] <= gt_frames]
     rows = {}
-    base_file = work / "ultralytics.txt"
-    fps = ultralytics_track(config, video, PETS_FRAMES, base_file)
-    rows["Ultralytics model.track (ByteTrack)"] = {**mot_metrics(gt, load_mot(base_file), PETS_FRAMES), "fps": fps}
+    for name, yaml in (("ByteTrack", "bytetrack.yaml"), ("BoT-SORT", "botsort.yaml")):
+        base_file = work / f"ultralytics_{name}.txt"
+        fps = ultralytics_track(config, video, frames, base_file)
+        rows[f"Ultralytics model.track ({name})"] = {**_scored(gt, load_mot(base_file), gt_frames), "fps": fps}
     pipeline = build_pipeline(config)
+    recorder = RecordingMatcher(pipeline.matcher)
+    pipeline.matcher = recorder
     tic = time.perf_counter()
-    run_headless(config, [str(video)], work / "ours", pipeline, progress=False,
-                 runner_kwargs={"max_frames": PETS_FRAMES})
-    fps = PETS_FRAMES / (time.perf_counter() - tic)
-    ours = work / "ours" / f"{video.stem}.txt"
-    per_camera = work / "ours" / f"{video.stem}.tracks.txt"
-    rows["mcreid per-camera track ids"] = {**mot_metrics(gt, load_mot(per_camera), PETS_FRAMES), "fps": fps}
-    rows["mcreid global ids (+ re-ID)"] = {**mot_metrics(gt, load_mot(ours), PETS_FRAMES), "fps": fps}
-    for threshold in sweep:
-        swept = replace(config, match_threshold=threshold)
-        out = work / f"sweep_{threshold:.2f}"
-        tic = time.perf_counter()
-        run_headless(swept, [str(video)], out, build_pipeline(swept, embedder=pipeline.embedder,
-                                                              detector=pipeline.detector),
-                     progress=False, runner_kwargs={"max_frames": PETS_FRAMES})
-        fps = PETS_FRAMES / (time.perf_counter() - tic)
-        rows[f"  match_threshold {threshold:.2f}"] = {**mot_metrics(gt, load_mot(out / f"{video.stem}.txt"),
-                                                                    PETS_FRAMES), "fps": fps}
-    return rows
+    summary = run_headless(config, [str(video)], work / "ours", pipeline, progress=False,
+                           runner_kwargs={"max_frames": frames})
+    done = next(iter(summary["cameras"].values()))["frames"]
+    fps = done / (time.perf_counter() - tic)
+    per_camera = load_mot(work / "ours" / f"{video.stem}.tracks.txt")
+    rows["mcreid per-camera track ids"] = {**_scored(gt, per_camera, gt_frames), "fps": fps}
+    rows["mcreid global ids (+ re-ID)"] = {**_scored(gt, load_mot(work / "ours" / f"{video.stem}.txt"), gt_frames),
+                                           "fps": fps}
+    track_lines = (work / "ours" / f"{video.stem}.tracks.txt").read_text().splitlines(keepends=True)
+    for name, swept in _sweep_configs(config, sweep).items():
+        matcher = replay(recorder.calls, matcher_from_config(swept, pipeline.embedder.feature_dim))
+        final = final_track_ids(matcher.identities()).get(video.stem, {})
+        out = work / f"{name.strip().replace(' ', '_')}.txt"
+        out.write_text("".join(relabel(track_lines, final)))
+        rows[name] = {**_scored(gt, load_mot(out), gt_frames), "fps": float("nan")}
+    return {"frames": done, "gt_frames": gt_frames, "rows": rows}
 
 
 # -- lab ---------------------------------------------------------------------------------------
@@ -225,12 +248,14 @@ def _pct(values: list[float], q: float) -> float:
 
 def print_tables(results: dict[str, object], threshold: float) -> None:
     if "pets" in results:
-        print("\nPETS09-S2L1 frames 1-124 (TrackEval: CLEAR MOTA, Identity IDF1, HOTA)")
+        pets = results["pets"]
+        print(f"\nPETS09-S2L1: {pets['frames']} frames run, scored on frames 1-{pets['gt_frames']} (the ground truth; "
+              "TrackEval CLEAR MOTA, Identity IDF1, HOTA); ids_all = ids over the whole run")
         print(f"{'method':40s} {'MOTA':>6s} {'IDF1':>6s} {'HOTA':>6s} {'IDSW':>5s} {'FP':>5s} {'FN':>5s} "
-              f"{'ids':>4s} {'fps':>6s}")
-        for name, m in results["pets"].items():
+              f"{'ids':>4s} {'ids_all':>7s} {'fps':>6s}")
+        for name, m in pets["rows"].items():
             print(f"{name:40s} {m['MOTA']:6.3f} {m['IDF1']:6.3f} {m['HOTA']:6.3f} {m['IDSW']:5d} {m['FP']:5d} "
-                  f"{m['FN']:5d} {m['ids']:4d} {m['fps']:6.1f}")
+                  f"{m['FN']:5d} {m['ids']:4d} {m['ids_all']:7d} {m['fps']:6.1f}")
     if "lab" in results:
         lab = results["lab"]
         print(f"\nlab_4cam (4 cameras x 268 frames): {lab['identities']} global identities "
@@ -255,7 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="+", default=["pets", "lab", "similarity"],
                         choices=["pets", "lab", "similarity"])
     parser.add_argument("--sweep", type=float, nargs="*", default=[],
-                        help="PETS: also run our pipeline at these match thresholds")
+                        help="PETS: also these match thresholds (the same run replayed through the matcher)")
+    parser.add_argument("--pets-frames", type=int, default=PETS_LENGTH,
+                        help=f"PETS: frames to run (default: all {PETS_LENGTH}; the ground truth covers 1-{PETS_FRAMES})")
     parser.add_argument("--json", type=Path, default=Path("track_eval.json"))
     parser.add_argument("--keep", type=Path, help="keep the tracker outputs (MOT files, identities.json) here")
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -268,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if "pets" in args.parts:
-            results["pets"] = eval_pets(config, work, args.sweep)
+            results["pets"] = eval_pets(config, work, args.sweep, args.pets_frames)
         if "lab" in args.parts:
             results["lab"] = eval_lab(config, work)
         if "similarity" in args.parts:

@@ -15,6 +15,8 @@ GMC_METHODS = ("none", "sparseOptFlow", "orb", "sift", "ecc")
 
 # Defaults chosen on the real material; README "Choosing the thresholds" says how.
 DEFAULT_MATCH_THRESHOLD = 0.75
+DEFAULT_LINK_SECONDS = 2.0
+DEFAULT_LINK_RELAX = 0.15
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class TrackerConfig:
             current identity by this much.
         covisible_frames: frames two tracks of one camera may be seen together and still be one
             identity (a duplicate box on one person for a moment); beyond that they never are.
+        link_seconds: a new track that appears within this many seconds after a track of the same
+            camera was lost, close to where it was lost, is likely the same person (0: off).
+        link_relax: how much lower ``match_threshold`` is for such a likely continuation.
         embed_batch: clips per embedder call.
         realtime: run at the source rate and drop frames when behind.
         embed_budget_ms: in real-time mode, embedder time per pipeline step; surplus clips are dropped.
@@ -76,6 +81,8 @@ class TrackerConfig:
     match_threshold: float = DEFAULT_MATCH_THRESHOLD
     revise_margin: float = 0.05
     covisible_frames: int = 3
+    link_seconds: float = DEFAULT_LINK_SECONDS
+    link_relax: float = DEFAULT_LINK_RELAX
     embed_batch: int = 32
     realtime: bool = False
     embed_budget_ms: float = 40.0
@@ -95,6 +102,8 @@ class TrackerConfig:
         _check_range("match_threshold", self.match_threshold, -1.0, 1.0)
         _check_range("revise_margin", self.revise_margin, 0.0, 2.0)
         _check_range("covisible_frames", self.covisible_frames, 0, 100_000)
+        _check_range("link_seconds", self.link_seconds, 0.0, 3600.0)
+        _check_range("link_relax", self.link_relax, 0.0, 2.0)
         _check_range("track_buffer", self.track_buffer, 1, 100_000)
         _check_range("clip_len", self.clip_len, 1, 64)
         _check_range("clip_stride", self.clip_stride, 1, 64)
@@ -153,6 +162,9 @@ _HELP = {
     "match_threshold": "re-ID: cosine similarity a track needs to join an existing global identity",
     "revise_margin": "margin by which another identity must win before an active track moves",
     "covisible_frames": "frames two tracks of one camera may be seen together and still be one identity",
+    "link_seconds": "a new track this soon after a track of the same camera was lost, close to it, is likely "
+                    "the same person (0: off)",
+    "link_relax": "how much lower the re-ID threshold is for such a likely continuation",
     "embed_batch": "clips per embedder call",
     "realtime": "run at the source frame rate, dropping frames when behind",
     "embed_budget_ms": "real-time mode: embedder milliseconds per step (surplus clips are dropped)",

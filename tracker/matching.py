@@ -1,25 +1,31 @@
-"""Global identities across cameras: per-camera tracks -> one id per person.
+"""Global identities across cameras: per-camera tracks -> one id per person (open set).
 
-Rules (README "Global identities" documents them for users):
+Rules (README "Global identities" documents them for users, with the figures behind each setting):
 
 1. A track gets a global id once its signature holds ``min_clips`` clips.
 2. It joins the most similar identity (cosine of L2-normalised signatures) when the similarity is at
-   least ``match_threshold`` AND no member of that identity was seen in the same camera in the
-   same frames as the track, beyond ``covisible_frames`` of them (two people seen together in one
-   camera are never one identity; the tolerance forgives a duplicate box on one person for a
-   moment, after which the tracker may carry on with either track).
+   least the identity's threshold AND no member of that identity was seen in the same camera in
+   the same frames as the track, beyond ``covisible_frames`` of them (two people seen together in
+   one camera are never one identity; the tolerance forgives a duplicate box on one person for a
+   moment). The threshold is ``match_threshold``, chosen on a stream of hundreds of real people so
+   that it holds as identities accumulate, except for an identity one of whose tracks was lost in
+   the same camera at most ``link_seconds`` before the new track appeared, close to where it
+   appeared (within half a body height plus one body height per second of the gap): a person the
+   per-camera tracker lost and found again. For such an identity the threshold is lowered by
+   ``link_relax``. Time and place make it likely; appearance must still agree.
    Tracks waiting in the same camera are resolved together with
-   ``scipy.optimize.linear_sum_assignment`` (one identity per track, most total similarity);
-   cameras are resolved one after the other, so a person seen in two cameras at once can join one
-   identity from both. A track that can join nothing founds a new identity, and the others are
-   tried again against it.
+   ``scipy.optimize.linear_sum_assignment`` (one identity per track, most total similarity above
+   the thresholds); cameras are resolved one after the other, so a person seen in two cameras at
+   once can join one identity from both. A track that can join nothing founds a new identity, and
+   the others are tried again against it.
 3. Identities outlive their tracks: an identity's signature is the clip-weighted mean over all its
    member tracks, ended or not, so a person who leaves and comes back (same or other camera)
-   rejoins it.
+   rejoins it. The signatures live in one matrix (``tracker.gallery``): a track is compared with
+   every identity in one product.
 4. Revision: while a track is active, each time its signature gains clips it is re-checked. It
-   moves to another identity only if that one passes ``match_threshold`` and beats its current
+   moves to another identity only if that one passes its threshold and beats its current
    identity (its signature without this track) by ``revise_margin``; a track alone in its identity
-   moves as soon as another identity passes ``match_threshold``. An identity left empty is retired;
+   moves as soon as another identity passes its threshold. An identity left empty is retired;
    ids are never reused. If a member comes to be seen together with another member in the same
    camera (beyond the tolerance), the later joiner leaves and is matched again.
    Boxes already reported keep the id they had (the headless MOT files are relabelled with
@@ -33,12 +39,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from tracker.gallery import IdentityGallery
 from tracker.signatures import Signature
 from tracker.types import GlobalIdentity, TrackMember
 
 TrackKey = tuple[str, int]
 _FORBIDDEN = 1e6
 _RECENT_FRAMES = 256  # per camera: observations of a frame may arrive in any order within this window
+# A lost person walks about one body height per second; boxes jitter by about half a height.
+_LINK_HEIGHTS_PER_S = 1.0
+_LINK_HEIGHTS_BASE = 0.5
 
 
 @dataclass
@@ -49,6 +59,8 @@ class _Track:
     first_time_s: float
     last_time_s: float
     signature: Signature
+    first_box: tuple[float, float, float] | None = None  # centre x, centre y, height (pixels)
+    last_box: tuple[float, float, float] | None = None
     global_id: int = 0
     active: bool = True
     settled: bool = False  # ended and folded into its identity: a member record only
@@ -63,8 +75,14 @@ class _Track:
 @dataclass
 class _Identity:
     global_id: int
-    ended: Signature  # clips of ended members (their signatures no longer change)
     members: list[TrackKey] = field(default_factory=list)
+
+
+def _box(xyxy) -> tuple[float, float, float] | None:
+    if xyxy is None:
+        return None
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return ((x1 + x2) / 2, (y1 + y2) / 2, max(y2 - y1, 1.0))
 
 
 class IdentityMatcher:
@@ -77,14 +95,20 @@ class IdentityMatcher:
         revise_margin: see module docstring, rule 4.
         covisible_frames: frames two tracks of one camera may be seen together and still be one
             identity (module docstring, rule 2).
+        link_seconds: how long after a track was lost a new track nearby in the same camera is
+            taken as its likely continuation (0: never; module docstring, rule 2).
+        link_relax: how much lower the threshold is for such a continuation.
     """
 
     def __init__(self, feature_dim: int, match_threshold: float = 0.75, min_clips: int = 2,
-                 revise_margin: float = 0.05, covisible_frames: int = 0) -> None:
+                 revise_margin: float = 0.05, covisible_frames: int = 0, link_seconds: float = 0.0,
+                 link_relax: float = 0.0) -> None:
         if min_clips < 1:
             raise ValueError(f"min_clips must be >= 1, got {min_clips}")
         if covisible_frames < 0:
             raise ValueError(f"covisible_frames must be >= 0, got {covisible_frames}")
+        if link_seconds < 0 or link_relax < 0:
+            raise ValueError(f"link_seconds and link_relax must be >= 0, got {link_seconds}, {link_relax}")
         self.covisible_frames = covisible_frames
         # frames each pair of tracks was seen together; the tracks seen in each camera's recent frames
         self._together: dict[TrackKey, dict[TrackKey, int]] = {}
@@ -93,22 +117,30 @@ class IdentityMatcher:
         self.match_threshold = match_threshold
         self.min_clips = min_clips
         self.revise_margin = revise_margin
+        self.link_seconds = link_seconds
+        self.link_relax = link_relax
         self._tracks: dict[TrackKey, _Track] = {}
         self._identities: dict[int, _Identity] = {}
+        self._gallery = IdentityGallery(feature_dim)
+        self._matrix: tuple[np.ndarray, np.ndarray, dict[int, int]] | None = None  # cached, see _all()
         self._next_global_id = 1
         self._joins = 0
 
     # -- feeding -------------------------------------------------------------------------------
-    def observe(self, camera_id: str, track_id: int, frame_index: int, time_s: float = 0.0) -> None:
-        """The track was seen in this frame (extends its lifetime)."""
+    def observe(self, camera_id: str, track_id: int, frame_index: int, time_s: float = 0.0,
+                xyxy=None) -> None:
+        """The track was seen in this frame (extends its lifetime); ``xyxy`` is its box, if known."""
         key = (camera_id, int(track_id))
         track = self._tracks.get(key)
+        box = _box(xyxy)
         if track is None:
             track = self._tracks[key] = _Track(key, frame_index, frame_index, time_s, time_s,
-                                               Signature.empty(self.feature_dim))
+                                               Signature.empty(self.feature_dim), box, box)
         elif track.settled:
             return  # ended and reported; ids are not reused by the per-camera trackers
         self._seen_together(key, frame_index)
+        if frame_index >= track.last_frame:
+            track.last_box = box or track.last_box
         track.last_frame = max(track.last_frame, frame_index)
         track.last_time_s = max(track.last_time_s, time_s)
         track.active = True
@@ -121,6 +153,8 @@ class IdentityMatcher:
         if track.settled:
             return
         track.signature = track.signature.add(feature)
+        if track.global_id:
+            self._matrix = None
 
     def end_track(self, camera_id: str, track_id: int) -> None:
         """The track is over; ``resolve`` settles it and reports its final id."""
@@ -149,9 +183,8 @@ class IdentityMatcher:
 
     def identity_signature(self, global_id: int, exclude: TrackKey | None = None) -> Signature:
         """Clip-weighted mean over the identity's members (optionally without one track)."""
-        ident = self._identities[global_id]
-        signature = ident.ended
-        for key in ident.members:
+        signature = self._gallery.ended(global_id)
+        for key in self._identities[global_id].members:
             track = self._tracks[key]
             if not track.settled and key != exclude:
                 signature = signature.combine(track.signature)
@@ -167,6 +200,10 @@ class IdentityMatcher:
         pending = [t for t in self._tracks.values() if not t.global_id and t.signature.count >= self.min_clips]
         self._assign(pending)
         return self._settle_ended()
+
+    def flush(self) -> dict[TrackKey, int]:
+        """Settle every pending decision now (end of a stream); returns what ``resolve`` returns."""
+        return self.resolve()
 
     def _conflicts(self, track: _Track) -> bool:
         """A member that joined earlier, or has ended, overlaps this one in the same camera."""
@@ -194,20 +231,55 @@ class IdentityMatcher:
         """Seen together in one camera in more than ``covisible_frames`` frames."""
         return self._together.get(a, {}).get(b, 0) > self.covisible_frames
 
-    def _allowed(self, track: _Track, global_id: int) -> bool:
-        ident = self._identities[global_id]
-        return not any(self._covisible(track.key, k) for k in ident.members if k != track.key)
+    def _all(self) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+        """Every identity's unit signature (live members included), rebuilt only after a change."""
+        if self._matrix is None:
+            live: dict[int, list[Signature]] = {}
+            for gid, ident in self._identities.items():
+                sigs = [self._tracks[k].signature for k in ident.members if not self._tracks[k].settled]
+                if sigs:
+                    live[gid] = sigs
+            gids, unit, _ = self._gallery.matrix(live)
+            self._matrix = (gids, unit, {int(g): i for i, g in enumerate(gids)})
+        return self._matrix
 
-    def _similarities(self, track: _Track, global_ids: list[int]) -> np.ndarray:
-        """Cosine similarity to each identity (without the track itself); -inf where not allowed."""
+    def _scores(self, track: _Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(global ids, cosine similarity to each (without the track itself; -inf where not
+        allowed), each identity's threshold for this track)``."""
+        gids, unit, index = self._all()
         query = track.signature.normalized()
-        sims = np.full(len(global_ids), -np.inf, np.float32)
-        for j, gid in enumerate(global_ids):
-            if self._allowed(track, gid):
-                signature = self.identity_signature(gid, exclude=track.key)
-                if signature.count:
-                    sims[j] = float(query @ signature.normalized())
-        return sims
+        sims = unit @ query if len(gids) else np.zeros(0, np.float32)
+        if track.global_id:  # its own identity without it
+            own = self.identity_signature(track.global_id, exclude=track.key)
+            sims[index[track.global_id]] = float(query @ own.normalized()) if own.count else -np.inf
+        for other, frames in self._together.get(track.key, {}).items():
+            gid = self._tracks[other].global_id if other in self._tracks else 0
+            if gid and frames > self.covisible_frames and other != track.key:
+                sims[index[gid]] = -np.inf
+        thresholds = np.full(len(gids), self.match_threshold, np.float32)
+        for gid in self._linked(track):
+            thresholds[index[gid]] -= self.link_relax
+        return gids, sims, thresholds
+
+    def _linked(self, track: _Track) -> set[int]:
+        """Identities with a track lost shortly before ``track`` appeared, near where it appeared."""
+        if not (self.link_seconds and self.link_relax) or track.first_box is None:
+            return set()
+        x, y, h = track.first_box
+        linked = set()
+        recent = {k for keys in self._recent.get(track.key[0], {}).values() for k in keys}
+        for key in recent:
+            other = self._tracks.get(key)
+            if other is None or not other.global_id or other.last_box is None:
+                continue
+            gap = track.first_time_s - other.last_time_s
+            if not 0 < gap <= self.link_seconds:
+                continue
+            ox, oy, oh = other.last_box
+            reach = (h + oh) / 2 * (_LINK_HEIGHTS_BASE + _LINK_HEIGHTS_PER_S * gap)
+            if np.hypot(x - ox, y - oy) <= reach:
+                linked.add(other.global_id)
+        return linked
 
     def _assign(self, pending: list[_Track]) -> None:
         pending = sorted(pending, key=lambda t: (t.key[0], t.first_frame, t.key[1]))
@@ -223,16 +295,17 @@ class IdentityMatcher:
 
     def _assign_camera(self, tracks: list[_Track]) -> list[_Track]:
         """Jointly assign one camera's waiting tracks to existing identities (linear_sum_assignment)."""
-        global_ids = list(self._identities)
-        if not global_ids:
+        if not self._identities:
             return []
-        sims = np.stack([self._similarities(t, global_ids) for t in tracks])
-        cost = np.where(sims >= self.match_threshold, -sims, _FORBIDDEN)
+        scored = [self._scores(t) for t in tracks]
+        gids = scored[0][0]
+        margin = np.stack([sims - thresholds for _, sims, thresholds in scored])
+        cost = np.where(margin >= 0, -margin, _FORBIDDEN)
         rows, cols = linear_sum_assignment(cost)
         joined = []
         for r, c in zip(rows, cols):
             if cost[r, c] < _FORBIDDEN:
-                self._join(tracks[r], global_ids[c])
+                self._join(tracks[r], int(gids[c]))
                 joined.append(tracks[r])
         return joined
 
@@ -242,39 +315,41 @@ class IdentityMatcher:
                 continue
             track.checked_count = track.signature.count
             current = track.global_id
-            others = [g for g in self._identities if g != current]
-            if not others:
-                continue
-            sims = self._similarities(track, others)
-            best = int(np.argmax(sims))
-            if sims[best] < self.match_threshold:
+            gids, sims, thresholds = self._scores(track)
+            here = int(np.flatnonzero(gids == current)[0])
+            passing = np.where((sims >= thresholds) & (gids != current), sims, -np.inf)
+            best = int(np.argmax(passing)) if len(passing) else 0
+            if not len(passing) or passing[best] == -np.inf:
                 continue
             alone = self._identities[current].members == [track.key]
-            if not alone:
-                here = self._similarities(track, [current])[0]
-                if sims[best] < here + self.revise_margin:
-                    continue
+            if not alone and sims[best] < sims[here] + self.revise_margin:
+                continue
             self._leave(track)
-            self._join(track, others[best])
+            self._join(track, int(gids[best]))
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _new_identity(self) -> int:
         gid = self._next_global_id
         self._next_global_id += 1
-        self._identities[gid] = _Identity(gid, Signature.empty(self.feature_dim))
+        self._identities[gid] = _Identity(gid)
+        self._gallery.add(gid)
+        self._matrix = None
         return gid
 
     def _join(self, track: _Track, global_id: int) -> None:
         self._joins += 1
         track.global_id, track.join_order, track.checked_count = global_id, self._joins, track.signature.count
         self._identities[global_id].members.append(track.key)
+        self._matrix = None
 
     def _leave(self, track: _Track) -> None:
         ident = self._identities[track.global_id]
         ident.members.remove(track.key)
         track.global_id = 0
+        self._matrix = None
         if not ident.members:
             del self._identities[ident.global_id]  # retired; its id is never reused
+            self._gallery.remove(ident.global_id)
 
     def _settle_ended(self) -> dict[TrackKey, int]:
         ended = {}
@@ -283,12 +358,17 @@ class IdentityMatcher:
                 continue
             ended[key] = track.global_id
             if track.global_id:
-                ident = self._identities[track.global_id]
-                ident.ended = ident.ended.combine(track.signature)
-                track.settled = True  # its signature now lives in ident.ended
+                self._gallery.fold(track.global_id, track.signature)
+                track.settled = True  # its signature now lives in the gallery
                 track.signature = Signature(np.zeros(0), track.signature.count)  # keep the count only
             else:
                 del self._tracks[key]  # never identified: nothing to keep
                 for other in self._together.pop(key, {}):
                     self._together.get(other, {}).pop(key, None)
         return ended
+
+
+def matcher_from_config(config, feature_dim: int) -> IdentityMatcher:
+    """The matcher a ``TrackerConfig`` describes."""
+    return IdentityMatcher(feature_dim, config.match_threshold, config.min_clips, config.revise_margin,
+                           config.covisible_frames, config.link_seconds, config.link_relax)

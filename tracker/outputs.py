@@ -43,6 +43,19 @@ def _sort_key(line: str) -> tuple[int, int]:
     return int(frame), int(object_id)
 
 
+def relabel(track_rows: Iterable[str], final_ids: Mapping[int, int]) -> list[str]:
+    """``.tracks.txt`` lines -> global-id lines (track id -> ``final_ids``), sorted; rows of tracks
+    without an id are dropped, and of two rows with one id in one frame the more confident stays."""
+    best: dict[tuple[int, int], tuple[float, str]] = {}  # (frame, id) -> the most confident row
+    for line in track_rows:
+        frame, track_id, rest = line.split(",", 2)
+        gid = final_ids.get(int(track_id), 0)
+        conf = float(rest.split(",")[4])
+        if gid and conf > best.get((int(frame), gid), (-1.0, ""))[0]:
+            best[int(frame), gid] = (conf, f"{frame},{gid},{rest}")
+    return sorted((row for _, row in best.values()), key=_sort_key)
+
+
 class CameraWriter:
     """Writes one camera's two MOT files.
 
@@ -74,17 +87,10 @@ class CameraWriter:
         tracks = sorted(self.tracks_path.read_text().splitlines(keepends=True), key=_sort_key)
         self.tracks_path.write_text("".join(tracks))
         if final_ids is None:
-            rows = self.global_path.read_text().splitlines(keepends=True)
+            rows = sorted(self.global_path.read_text().splitlines(keepends=True), key=_sort_key)
         else:
-            best: dict[tuple[int, int], tuple[float, str]] = {}  # (frame, id) -> the most confident row
-            for line in tracks:
-                frame, track_id, rest = line.split(",", 2)
-                gid = final_ids.get(int(track_id), 0)
-                conf = float(rest.split(",")[4])
-                if gid and conf > best.get((int(frame), gid), (-1.0, ""))[0]:
-                    best[int(frame), gid] = (conf, f"{frame},{gid},{rest}")
-            rows = [row for _, row in best.values()]
-        self.global_path.write_text("".join(sorted(rows, key=_sort_key)))
+            rows = relabel(tracks, final_ids)
+        self.global_path.write_text("".join(rows))
 
 
 def identities_json(identities: Iterable[GlobalIdentity]) -> dict[str, object]:

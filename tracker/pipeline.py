@@ -23,7 +23,7 @@ from mcreid.embedder import Embedder
 from tracker.clips import ClipBuilder, CropFilter
 from tracker.config import TrackerConfig
 from tracker.detector import Detector, YoloDetector
-from tracker.matching import IdentityMatcher
+from tracker.matching import matcher_from_config
 from tracker.scheduler import ClipScheduler
 from tracker.tracking import CameraTracker
 from tracker.types import CameraFrame, Clip, Detections, FrameResult, GlobalIdentity
@@ -118,8 +118,7 @@ class Pipeline:
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.config, self.detector, self.embedder = config, detector, embedder
         self._tracker_factory, self._clock = tracker_factory, clock
-        self.matcher = IdentityMatcher(embedder.feature_dim, config.match_threshold, config.min_clips,
-                                       config.revise_margin, config.covisible_frames)
+        self.matcher = matcher_from_config(config, embedder.feature_dim)
         self.scheduler = ClipScheduler(config.embed_budget_ms / 1000 if config.realtime else None)
         self.crop_filter = CropFilter(config.min_crop_height, config.min_crop_width, config.min_crop_conf,
                                       config.border_margin)
@@ -190,9 +189,9 @@ class Pipeline:
         for frame, boxes in zip(frames, tracked):
             camera = self._cameras[frame.camera_id]
             camera.steps += 1
-            for track_id in boxes.track_id:
+            for track_id, xyxy in zip(boxes.track_id, boxes.xyxy):
                 camera.last_step[int(track_id)] = camera.steps
-                self.matcher.observe(frame.camera_id, int(track_id), frame.frame_index, frame.time_s)
+                self.matcher.observe(frame.camera_id, int(track_id), frame.frame_index, frame.time_s, xyxy)
             clips += camera.clips.update(frame.image, frame.frame_index, boxes)
         return clips
 
