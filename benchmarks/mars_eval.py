@@ -1,6 +1,6 @@
 """Evaluate a video re-ID model on MARS: CMC (rank-1/5/10/20) and mAP under both MARS protocols.
 
-    python benchmarks/mars_eval.py --data-root MARS --model CKPT.pt|MODEL.onnx [--clips 1|4|all]
+    python benchmarks/mars_eval.py [--dataset mars] --data-root MARS --model CKPT.pt|MODEL.onnx [--clips 1|4|all]
         [--distance cosine|euclidean] [--feature raw|bn] [--protocol official|torchreid|both]
         [--rerank] [--batch-size N] [--workers N] [--device cpu|cuda] [--out DIR]
         [--features FILE.npz --info-dir DIR] [--ablation] [--visualize K] [--seed S]
@@ -12,6 +12,10 @@ precomputed features instead. Writes ``results.json`` (per protocol: unrounded p
 ``rank1 rank5 rank10 rank20 mAP`` and ``num_queries``), ``run.json`` (the settings), ``cmc.png``,
 and with ``--visualize K`` ``top10_<protocol>.png``; ``--ablation`` adds ``ablation.json``.
 Protocols: see ``reid_model.metrics`` and ``reid_model.data.mars.protocol_split``.
+
+``--dataset mars_dap`` evaluates a folder in the ``mars_dap`` format (real MARS tracklets as 8-frame
+strips) with its own protocol; see ``benchmarks/mars_eval_dap.py``. A per-image ONNX model (input
+``[B, 3, H, W]``, e.g. OSNet) is evaluated with its frame features averaged, as a baseline.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ from benchmarks.mars_eval_report import (
     visualize_top10,
     write_results,
 )
+from benchmarks.mars_eval_dap import check_dap_args, run_dap
 from mcreid.logs import setup_logging
+from reid_model.data.mars_dap import SPLITS
 from reid_model.data.mars import PROTOCOLS, MarsSplitInfo, load_mars, load_split_info, protocol_split
 from reid_model.evaluate import extract_features
 from reid_model.metrics import DISTANCES, Scores, distance_matrix, evaluate
@@ -57,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mars_eval", description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--data-root", type=Path, help="MARS root (bbox_test/, info/)")
+    p.add_argument("--dataset", choices=("mars", "mars_dap"), default="mars",
+                   help="mars (bbox_test/, info/) or mars_dap (tracklets/, tracklets.csv, queries.csv)")
+    p.add_argument("--data-root", type=Path, help="MARS root (bbox_test/, info/) or a mars_dap folder")
+    p.add_argument("--split", choices=SPLITS, default="all",
+                   help="mars_dap only: all identities, or the train/val identities of the fixed split")
     p.add_argument("--model", type=Path, help=".pt/.pth checkpoint (TorchEmbedder) or .onnx (OnnxClipEmbedder)")
     p.add_argument("--clips", default="all", help="clips per tracklet: 1 (random), k (evenly spread), all, restricted")
     p.add_argument("--distance", choices=tuple(DISTANCES), default="cosine")
@@ -82,6 +92,13 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         args.clips = parse_clips(args.clips)
     except ValueError as exc:
         p.error(str(exc))
+    if args.batch_size < 1 or args.workers < 0 or args.visualize < 0:
+        p.error("need --batch-size >= 1, --workers >= 0, --visualize >= 0")
+    if args.dataset == "mars_dap":
+        check_dap_args(p, args)
+        return
+    if args.split != "all":
+        p.error("--split is for --dataset mars_dap")
     if args.features is None and (args.model is None or args.data_root is None):
         p.error("give --data-root and --model, or --features (with --info-dir or --data-root)")
     if args.features is not None and args.model is not None:
@@ -161,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     _check_args(parser, args)
     setup_logging(args.verbose)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.dataset == "mars_dap":
+        return run_dap(args)
     protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
     dataset = None
     if args.features is not None:

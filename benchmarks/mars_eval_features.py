@@ -39,10 +39,40 @@ def _torch_embedder(path: Path, device: str | None, batch_size: int):
     return TorchEmbedder(path, device=device, batch_size=batch_size)
 
 
+class ImageModelEmbedder:
+    """A per-image ONNX re-ID model (e.g. OSNet) as an AAS clip embedder: each frame embedded,
+    L2-normalised and averaged (``OnnxImageEmbedder``). An image model has no raw/BN pair, so
+    ``embed_with_bn`` returns its one feature twice."""
+
+    def __init__(self, path: Path, providers: str | None, batch_size: int, seq_len: int = 4) -> None:
+        from export.onnx_embedder import OnnxImageEmbedder
+
+        self.inner = OnnxImageEmbedder(path, providers=providers, batch_size=batch_size * seq_len, seq_len=seq_len)
+        self.seq_len, self.input_size, self.feature_dim = seq_len, self.inner.input_size, self.inner.feature_dim
+
+    def embed(self, clips: np.ndarray) -> np.ndarray:
+        return self.inner.embed(clips)
+
+    def embed_with_bn(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        features = self.inner.embed(clips)
+        return features, features
+
+
+def _onnx_input_rank(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return len(model.graph.input[0].type.tensor_type.shape.dim)
+
+
 def _onnx_embedder(path: Path, device: str | None, batch_size: int):
+    """``OnnxClipEmbedder`` for an STA export (5-D clip input), ``ImageModelEmbedder`` for a 4-D image model."""
     from export.onnx_embedder import OnnxClipEmbedder
 
     providers = None if device is None else device.split(":")[0]
+    if _onnx_input_rank(path) == 4:
+        log.info("%s takes single images: frames embedded, L2-normalised and averaged", path.name)
+        return ImageModelEmbedder(path, providers, batch_size)
     return OnnxClipEmbedder(path, providers=providers, batch_size=batch_size)
 
 
@@ -50,7 +80,8 @@ EMBEDDERS: dict[str, Callable] = {".pt": _torch_embedder, ".pth": _torch_embedde
 
 
 def load_embedder(path: Path, device: str | None = None, batch_size: int = 32):
-    """``TorchEmbedder`` for a ``.pt``/``.pth`` checkpoint, ``OnnxClipEmbedder`` for ``.onnx``."""
+    """``TorchEmbedder`` for a ``.pt``/``.pth`` checkpoint; for ``.onnx`` an ``OnnxClipEmbedder`` (STA
+    export) or ``ImageModelEmbedder`` (per-image model, frames averaged)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in EMBEDDERS:

@@ -118,7 +118,7 @@ class _Accumulator:
     def _rows(self, item, setting: ClipSetting, start: int):
         if len(self.settings) == 1:
             return slice(start, start + len(item.clips))
-        num_frames = len(self.tracklets[item.index].paths)
+        num_frames = self.tracklets[item.index].num_frames
         return start + _subset_positions(num_frames, self.embedder.seq_len, setting, self.seed, item.index)
 
     def flush(self) -> None:

@@ -290,3 +290,47 @@ def evaluate(
         ap=ap,
         counted=counted,
     )
+
+
+def evaluate_matches(
+    distmat: np.ndarray, good: np.ndarray, ignored: np.ndarray, protocol: str = "mars_dap", max_rank: int = 50
+) -> Scores:
+    """CMC and mAP when the true matches and skipped entries are given per query (e.g. ``mars_dap``).
+
+    Args:
+        distmat: ``(Q, G)`` finite distances, smaller = more similar.
+        good: ``(Q, G)`` bool, the true matches of each query.
+        ignored: ``(Q, G)`` bool, entries removed from the ranking (the query itself, same-camera
+            tracklets of its identity...); must not overlap ``good``.
+        protocol: the name ``Scores.protocol`` carries.
+        max_rank: length of the CMC curve.
+
+    AP is the mean of the precision at each true match. Queries without a true match are not counted.
+    """
+    distmat, good, ignored = np.asarray(distmat), np.asarray(good, bool), np.asarray(ignored, bool)
+    if distmat.ndim != 2 or not np.issubdtype(distmat.dtype, np.floating):
+        raise ValueError(f"distmat must be a float (Q, G) array, got shape {distmat.shape} dtype {distmat.dtype}")
+    if good.shape != distmat.shape or ignored.shape != distmat.shape:
+        raise ValueError(f"good {good.shape} and ignored {ignored.shape} must have distmat's shape {distmat.shape}")
+    if (good & ignored).any():
+        raise ValueError("an entry cannot be both a true match and ignored")
+    if not np.isfinite(distmat).all():
+        raise ValueError("distmat holds NaN or infinite values; check the features")
+    if max_rank < 1:
+        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+    num_q = len(distmat)
+    first_rank, ap, counted = np.zeros(num_q, np.int64), np.full(num_q, np.nan), np.zeros(num_q, bool)
+    for i in range(num_q):
+        matches = np.flatnonzero(good[i])
+        if len(matches) == 0:
+            continue
+        ranks = _good_ranks(distmat[i], matches, np.flatnonzero(ignored[i]))
+        first_rank[i], ap[i], counted[i] = ranks[0], _average_precision(ranks, "torchreid"), True
+    if not counted.any():
+        raise ValueError("no query has a true match in the gallery")
+    if not counted.all():
+        log.warning("%d of %d queries have no true match; not counted", num_q - int(counted.sum()), num_q)
+    ranks_counted = first_rank[counted]
+    hit = ranks_counted[:, None] <= np.arange(1, max_rank + 1)[None, :]
+    return Scores(protocol=protocol, cmc=hit.mean(axis=0), mAP=float(np.mean(ap[counted])),
+                  num_queries=int(counted.sum()), first_rank=first_rank, ap=ap, counted=counted)

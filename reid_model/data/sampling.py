@@ -20,6 +20,18 @@ from reid_model.data.transforms import ClipAugment, read_frames
 CLIP_MODES = ("all", "restricted")
 
 
+def read_tracklet_frames(tracklet, indices: Sequence[int], height: int, width: int) -> np.ndarray:
+    """Frames ``indices`` of a tracklet as uint8 RGB ``(len(indices), height, width, 3)``.
+
+    A MARS ``Tracklet`` has one file per frame (``paths``); a tracklet with a ``read_frames``
+    method (``mars_dap``'s ``StripTracklet``: all frames in one strip image) decodes itself.
+    """
+    reader = getattr(tracklet, "read_frames", None)
+    if reader is not None:
+        return reader(indices, height, width)
+    return read_frames([tracklet.paths[j] for j in indices], height, width)
+
+
 def _check_frames(num_frames: int, seq_len: int) -> None:
     if num_frames < 1 or seq_len < 1:
         raise ValueError(f"need num_frames >= 1 and seq_len >= 1, got num_frames={num_frames}, seq_len={seq_len}")
@@ -258,7 +270,7 @@ class TrainClipDataset(Dataset):
         tracklet = self.tracklets[index]
         rng = self._generator()
         frames = restricted_random_indices(tracklet.num_frames, self.seq_len, rng)
-        clip = read_frames([tracklet.paths[j] for j in frames], self.height, self.width)
+        clip = read_tracklet_frames(tracklet, frames, self.height, self.width)
         clip = torch.from_numpy(clip).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
         return self.augment(clip, rng), tracklet.label, tracklet.camera
 
@@ -313,7 +325,7 @@ class TestClipDataset(Dataset):
         rng = np.random.default_rng([self.seed, index])
         indices = test_clip_indices(tracklet.num_frames, self.seq_len, self.clips, rng)
         unique, position = np.unique(indices, return_inverse=True)
-        frames = read_frames([tracklet.paths[j] for j in unique], self.height, self.width)
+        frames = read_tracklet_frames(tracklet, unique, self.height, self.width)
         clips = frames[position.reshape(indices.shape)]
         return TestClips(index=index, clips=clips, pid=tracklet.pid, camera=tracklet.camera)
 

@@ -28,6 +28,14 @@ def read_frame(path: Path, height: int, width: int) -> np.ndarray:
         FileNotFoundError: the file does not exist.
         ValueError: the file is not a decodable image (corrupt, truncated, empty); names the file.
     """
+    rgb = read_image(path)
+    if rgb.shape[:2] != (height, width):
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+    return rgb
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode one image to uint8 RGB ``(H, W, 3)`` at its own size (errors as ``read_frame``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"frame image not found: {path}")
@@ -38,8 +46,6 @@ def read_frame(path: Path, height: int, width: int) -> np.ndarray:
     # pi-heif, which raises ModuleNotFoundError when that optional package is absent.
     except (UnidentifiedImageError, OSError, ValueError, ImportError) as exc:
         raise ValueError(f"cannot decode frame image {path} (corrupt or not an image): {exc}") from exc
-    if rgb.shape[:2] != (height, width):
-        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
     return rgb
 
 
