@@ -10,7 +10,8 @@ import logging
 import os
 from pathlib import Path
 
-from reid_model.train_config import STA_EPOCHS, STA_MILESTONES, TrainConfig
+from reid_model.models.backbones import BACKBONES
+from reid_model.train_config import DATASETS, STA_EPOCHS, STA_MILESTONES, TrainConfig
 
 logger = logging.getLogger("reid_model")
 
@@ -24,10 +25,13 @@ def _positive_int(text: str) -> int:
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train STA on MARS", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "train", help="train STA on MARS or mars_dap", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train the STA video re-ID model on MARS with CE + batch-hard triplet (RFU by default).",
     )
-    p.add_argument("--data-root", type=Path, required=True, help="MARS root (bbox_train/, bbox_test/, info/)")
+    p.add_argument("--data-root", type=Path, required=True,
+                   help="MARS root (bbox_train/, bbox_test/, info/) or a mars_dap folder (tracklets/, tracklets.csv, queries.csv)")
+    p.add_argument("--dataset", choices=DATASETS, default="mars",
+                   help="mars, or mars_dap: trains on its training identities (fixed 2/3 split), evaluates on the rest")
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints, config.json, metrics")
     p.add_argument("--epochs", type=_positive_int, default=STA_EPOCHS)
     p.add_argument("--max-iters", type=_positive_int, default=None, help="stop after this many iterations")
@@ -38,8 +42,11 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seq-len", type=_positive_int, default=4, help="frames per clip (N)")
     p.add_argument("--height", type=_positive_int, default=256)
     p.add_argument("--width", type=_positive_int, default=128)
-    p.add_argument("--backbone", choices=("resnet50", "resnet18"), default="resnet50")
-    p.add_argument("--pretrained", default="imagenet", help="imagenet | none | PATH to a torchvision state dict")
+    p.add_argument("--backbone", choices=tuple(BACKBONES), default="resnet50",
+                   help="resnet50 (the paper's), resnet18, or osnet_x0_25 (converted from the MSMT17 ONNX)")
+    p.add_argument("--pretrained", default=None,
+                   help="ResNets: imagenet (default) | none | PATH to a torchvision state dict; "
+                        "osnet_x0_25: msmt17 (default, weights/osnet_x0_25_msmt17.onnx via MCREID_ASSETS) | PATH to that .onnx")
     p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--milestones", type=_positive_int, nargs="+", default=list(STA_MILESTONES),
@@ -57,7 +64,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue a run; without a value from OUT/last.pt")
-    p.add_argument("--eval-every", type=int, default=0, help="evaluate on the test split every N epochs (0 = never)")
+    p.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (0 = never): MARS test split, or the mars_dap validation identities")
     p.add_argument("--checkpoint-every", type=int, default=500, help="also write last.pt every N iterations (0 = epoch ends only)")
 
 
@@ -75,7 +82,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.resume is not None:
         resume = args.out / "last.pt" if args.resume == "auto" else Path(args.resume)
     return TrainConfig(
-        data_root=args.data_root, out=args.out, epochs=args.epochs, max_iters=args.max_iters,
+        data_root=args.data_root, out=args.out, dataset=args.dataset, epochs=args.epochs, max_iters=args.max_iters,
         batch_ids=args.batch_ids, clips_per_id=args.clips_per_id, epoch_size=args.epoch_size, seq_len=args.seq_len,
         height=args.height, width=args.width, backbone=args.backbone, pretrained=args.pretrained,
         lr=args.lr, weight_decay=args.weight_decay, milestones=tuple(args.milestones), gamma=args.gamma,

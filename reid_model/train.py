@@ -265,10 +265,15 @@ class Trainer:
 
             cfg = self.config
             embedder = ModelEmbedder(self.net, self.device, cfg.amp)
-            scores = evaluate_model(embedder, self.data, "official", workers=cfg.workers, progress=True)
+            if isinstance(self.data, DapTrainData):
+                from reid_model.evaluate_dap import evaluate_dap
+
+                scores, what = evaluate_dap(embedder, self.data.val, workers=cfg.workers, progress=True), "mars_dap val ids"
+            else:
+                scores, what = evaluate_model(embedder, self.data, "official", workers=cfg.workers, progress=True), "official"
             summary = scores.summary()
-            logger.info("epoch %d eval (official, AAS all clips, raw, cosine): rank-1 %.2f rank-5 %.2f mAP %.2f",
-                        self.progress.epoch, summary["rank1"], summary["rank5"], summary["mAP"])
+            logger.info("epoch %d eval (%s, AAS all clips, raw, cosine): rank-1 %.2f rank-5 %.2f mAP %.2f",
+                        self.progress.epoch, what, summary["rank1"], summary["rank5"], summary["mAP"])
             self.writer.log(self.progress.step, self.progress.epoch, "eval", summary)
             if self.best_map is None or summary["mAP"] > self.best_map:
                 self.best_map = summary["mAP"]
@@ -306,7 +311,29 @@ class Trainer:
         os.replace(tmp, out / "config.json")
 
 
-def train(config: TrainConfig, data: MarsDataset | None = None) -> TrainResult:
+@dataclass(frozen=True)
+class DapTrainData:
+    """mars_dap for training: ``train`` (relabelled training identities), ``val`` (validation identities)."""
+
+    train: list
+    num_train_ids: int
+    val: object  # reid_model.data.mars_dap.MarsDap
+
+
+def load_dap_training(root: Path) -> DapTrainData:
+    """A mars_dap folder split by identity (``split_identities``: fixed seed, 2/3 train, 1/3 validation)."""
+    from reid_model.data.mars_dap import load_mars_dap, select_split
+
+    data = load_mars_dap(root)
+    train = select_split(data, "train").relabel()
+    val = select_split(data, "val")
+    logger.info("mars_dap %s: %d training ids (%d tracklets), %d validation ids (%d tracklets, %d queries)",
+                root, train.num_train_ids, len(train.tracklets), len(set(val.pids.tolist())), len(val.tracklets),
+                len(val.queries))
+    return DapTrainData(train.tracklets, train.num_train_ids, val)
+
+
+def train(config: TrainConfig, data: MarsDataset | DapTrainData | None = None) -> TrainResult:
     """Train STA as ``config`` says; joins a DDP process group when launched by torchrun.
 
     Args:
@@ -321,7 +348,7 @@ def train(config: TrainConfig, data: MarsDataset | None = None) -> TrainResult:
     ctx = context_from_env()
     device = resolve_device(config.device, ctx)
     if data is None:
-        data = load_mars(config.data_root)
+        data = load_mars(config.data_root) if config.dataset == "mars" else load_dap_training(config.data_root)
     init_process_group(ctx, device)
     try:
         return Trainer(config, ctx, device, data).run()

@@ -18,11 +18,13 @@ import torch
 
 from reid_model.data.sampling import EPOCH_SIZES
 from reid_model.losses import TRIPLET_FEATURES
+from reid_model.models.backbones import DEFAULT_PRETRAINED
 from reid_model.models.sta import ModelConfig
 
 # STA's schedule: 3e-4 decayed by 10 every 200 epochs, 800 epochs in all.
 STA_EPOCHS = 800
 STA_MILESTONES = (200, 400, 600)
+DATASETS = ("mars", "mars_dap")
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,10 @@ class TrainConfig:
     """Options of one training run (see README "Training" for each flag).
 
     Attributes:
-        data_root: MARS root (bbox_train/, bbox_test/, info/).
+        data_root: MARS root (bbox_train/, bbox_test/, info/), or a mars_dap folder.
+        dataset: "mars" (train split, test-split evaluation) or "mars_dap" (the training
+            identities of ``reid_model.data.mars_dap.split_identities``; evaluation on the
+            validation identities with the mars_dap protocol).
         out: output folder: last.pt, best.pt, config.json, metrics.csv, tensorboard/.
         epochs: epochs to train (800 as STA).
         max_iters: stop after this many iterations in all (smoke runs); None = no cap.
@@ -38,7 +43,9 @@ class TrainConfig:
         epoch_size: "identities" (each id once per epoch) or "tracklets" (about every tracklet once).
             Under DDP this is the global batch, split across the ranks.
         seq_len, height, width: clip length N and frame size.
-        backbone: "resnet50" or "resnet18"; pretrained: "imagenet", "none" or a state-dict path.
+        backbone: "resnet50", "resnet18" or "osnet_x0_25"; pretrained: for ResNets "imagenet",
+            "none" or a state-dict path; for OSNet "msmt17" (the ONNX asset) or an .onnx path;
+            None = the backbone's default (``DEFAULT_PRETRAINED``).
         lr, weight_decay: Adam settings; milestones, gamma: the step decay (epochs, factor).
         triplet_feature: "raw" (RFU) or "bn"; margin: triplet margin; label_smoothing: CE smoothing.
         fusion: STA feature fusion (off = the paper's vanilla baseline).
@@ -55,6 +62,7 @@ class TrainConfig:
 
     data_root: Path
     out: Path
+    dataset: str = "mars"
     epochs: int = STA_EPOCHS
     max_iters: int | None = None
     batch_ids: int = 8
@@ -64,7 +72,7 @@ class TrainConfig:
     height: int = 256
     width: int = 128
     backbone: str = "resnet50"
-    pretrained: str = "imagenet"
+    pretrained: str | None = None
     lr: float = 3e-4
     weight_decay: float = 5e-4
     milestones: tuple[int, ...] = STA_MILESTONES
@@ -86,7 +94,8 @@ class TrainConfig:
         object.__setattr__(self, "data_root", Path(self.data_root))
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
-        object.__setattr__(self, "pretrained", str(self.pretrained))
+        pretrained = DEFAULT_PRETRAINED.get(self.backbone, "imagenet") if self.pretrained is None else self.pretrained
+        object.__setattr__(self, "pretrained", str(pretrained))
         if self.resume is not None:
             object.__setattr__(self, "resume", Path(self.resume))
         for name in ("epochs", "batch_ids", "clips_per_id", "seq_len"):
@@ -107,6 +116,8 @@ class TrainConfig:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
             raise ValueError(f"milestones must be strictly increasing positive epochs, got {list(self.milestones)}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose from {list(DATASETS)}")
         if self.epoch_size not in EPOCH_SIZES:
             raise ValueError(f"unknown epoch_size {self.epoch_size!r}; choose from {list(EPOCH_SIZES)}")
         if self.triplet_feature not in TRIPLET_FEATURES:
@@ -158,4 +169,4 @@ class TrainConfig:
 
 # Options that must match for a checkpoint to be resumed by a run (they shape the model or the
 # sample stream); the others (lr, epochs, eval...) may change between a run and its resumption.
-RESUME_MUST_MATCH = ("backbone", "seq_len", "height", "width", "fusion", "batch_ids", "clips_per_id", "epoch_size", "seed")
+RESUME_MUST_MATCH = ("dataset", "backbone", "seq_len", "height", "width", "fusion", "batch_ids", "clips_per_id", "epoch_size", "seed")
