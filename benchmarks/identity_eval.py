@@ -14,8 +14,8 @@ Scores, against the true person of each tracklet:
 - identities created vs true.
 
 ``--sweep`` runs the stream at several values of the matcher's main setting (``--setting``) and
-prints the trade-off curve. ``--split tune|judge`` runs on one of two fixed halves of the
-identities (seed 0), so a setting tuned on one half can be judged on the other.
+prints the trade-off curve. ``--split`` runs on part of the identities (``split_identities``), so a
+setting tuned on one part can be judged on another.
 
     python benchmarks/identity_eval.py --mars-dap ../shared/data/mars_dap --out runs/identity_eval
 """
@@ -46,7 +46,7 @@ log = logging.getLogger("identity_eval")
 FRAME_W, FRAME_H = 56, 120  # one mars_dap frame in the strip
 FRAME_GAP = 2  # frames between consecutive tracklets of the stream
 FPS = 10.0
-SPLITS = ("all", "tune", "judge")
+SPLITS = ("all", "train", "val", "val-tune", "val-judge")
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,26 @@ def read_tracklets(root: Path) -> list[Tracklet]:
 
 
 def split_identities(tracklets: Sequence[Tracklet], split: str, seed: int = 0) -> list[Tracklet]:
-    """``all``, or one of two fixed halves of the identities (``tune`` / ``judge``)."""
+    """The tracklets of one part of the identities.
+
+    ``train`` / ``val``: the identity split the re-ID model is trained on
+    (``reid_model.data.mars_dap.split_identities``, 2/3 and 1/3); ``val-tune`` / ``val-judge``: two
+    halves of ``val`` (seed ``seed``), so a model trained on ``train`` can have its matcher tuned
+    on identities it never saw and be judged on others; ``all``: everything.
+    """
+    from reid_model.data.mars_dap import split_identities as model_split
+
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if split == "all":
         return list(tracklets)
-    pids = sorted({t.pid for t in tracklets})
-    order = np.random.default_rng(seed).permutation(len(pids))
-    half = {pids[i] for i in order[: len(pids) // 2]}
-    return [t for t in tracklets if (t.pid in half) == (split == "tune")]
+    train, val = model_split(int(t.pid) for t in tracklets)
+    keep = set(train.tolist() if split == "train" else val.tolist())
+    if split.startswith("val-"):
+        order = np.random.default_rng(seed).permutation(sorted(keep))
+        half = set(order[: len(order) // 2].tolist())
+        keep = half if split == "val-tune" else keep - half
+    return [t for t in tracklets if int(t.pid) in keep]
 
 
 def stream_order(tracklets: Sequence[Tracklet], seed: int = 0) -> list[Tracklet]:
@@ -225,12 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mars-dap", type=Path, required=True, help="a folder in the mars_dap format")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT/identity_eval.json (+ a feature cache)")
     parser.add_argument("--split", choices=SPLITS, default="all",
-                        help="all identities, or one of two fixed halves (tune / judge)")
+                        help="all identities, the re-ID model's train / val identities, or halves of val")
     parser.add_argument("--seed", type=int, default=0, help="stream order")
     parser.add_argument("--setting", default="match_threshold",
                         help="the TrackerConfig field --sweep varies (default: match_threshold)")
     parser.add_argument("--sweep", type=float, nargs="*", default=[], help="values of --setting to try")
     parser.add_argument("--limit", type=int, help="only the first N tracklets of the stream")
+    parser.add_argument("--cache", type=Path, help="folder for the embedded tracklets, reused across runs "
+                        "(default: OUT; one file per re-ID model)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     add_tracker_arguments(parser)
     args = parser.parse_args(argv)
@@ -245,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream = stream_order(tracklets, args.seed)[: args.limit]
     embedder = build_embedder(config.reid)
     features = embed_tracklets(args.mars_dap, stream, embedder, config.clip_len,
-                               cache=args.out / _cache_name(embedder))
+                               cache=(args.cache or args.out) / _cache_name(embedder))
     rows = {"default": evaluate(config, stream, features, embedder.feature_dim)}
     for value in args.sweep:
         kind = type(getattr(config, args.setting))

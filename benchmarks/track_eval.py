@@ -23,6 +23,7 @@ import collections
 import itertools
 import json
 import logging
+import pickle
 import sys
 import tempfile
 import time
@@ -163,6 +164,8 @@ def eval_pets(config: TrackerConfig, work: Path, sweep: Sequence[float] = (), fr
     rows["mcreid per-camera track ids"] = {**_scored(gt, per_camera, gt_frames), "fps": fps}
     rows["mcreid global ids (+ re-ID)"] = {**_scored(gt, load_mot(work / "ours" / f"{video.stem}.txt"), gt_frames),
                                            "fps": fps}
+    with (work / "ours" / "matcher_calls.pkl").open("wb") as fh:  # replayable: benchmarks/track_eval.py --replay
+        pickle.dump(recorder.calls, fh)
     track_lines = (work / "ours" / f"{video.stem}.tracks.txt").read_text().splitlines(keepends=True)
     for name, swept in _sweep_configs(config, sweep).items():
         matcher = replay(recorder.calls, matcher_from_config(swept, pipeline.embedder.feature_dim))

@@ -14,9 +14,9 @@ TRACKER_TYPES = ("bytetrack", "botsort")
 GMC_METHODS = ("none", "sparseOptFlow", "orb", "sift", "ecc")
 
 # Defaults chosen on the real material; README "Choosing the thresholds" says how.
-DEFAULT_MATCH_THRESHOLD = 0.75
+DEFAULT_MATCH_THRESHOLD = 0.87
 DEFAULT_LINK_SECONDS = 2.0
-DEFAULT_LINK_RELAX = 0.15
+DEFAULT_LINK_RELAX = 0.10
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The identities' signatures as one matrix, so a track is compared with all of them in one product.
 
-Each identity owns a row holding the clip-weighted *sum* of its ended members' raw features and
-their clip count; live members are added on top when the matrix is taken (there are few of them),
-so the rows never have to be rebuilt from member lists. With 1,000 identities one comparison is a
-``(1000, D) @ (D,)`` product.
+Each identity owns a row holding the clip-weighted *sum* of its ended members' raw features, their
+clip count and the sum's unit vector. Members still being tracked are few; their identities' rows
+are corrected on the fly, so no row is rebuilt from member lists and nothing of size N x D is
+copied per comparison: with 1,000 identities one comparison is a ``(1000, D) @ (D,)`` product.
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ class IdentityGallery:
     def __init__(self, feature_dim: int) -> None:
         self.feature_dim = feature_dim
         self._sums = np.zeros((64, feature_dim), np.float64)
+        self._unit = np.zeros((64, feature_dim), np.float32)
         self._counts = np.zeros(64, np.int64)
+        self._gid_of_row = np.zeros(64, np.int64)  # 0: free row
         self._rows: dict[int, int] = {}  # global id -> row
-        self._free: list[int] = []
+        self._free: list[int] = list(range(63, -1, -1))
+        self._order: tuple[np.ndarray, np.ndarray, dict[int, int]] | None = None  # rows, gids, gid -> position
 
     def __contains__(self, global_id: int) -> bool:
         return global_id in self._rows
@@ -37,25 +40,35 @@ class IdentityGallery:
         """A new, empty identity."""
         if global_id in self._rows:
             raise ValueError(f"identity {global_id} already exists")
+        if global_id <= 0:
+            raise ValueError(f"global ids are positive, got {global_id}")
         if not self._free:
             old = len(self._counts)
             self._sums = np.concatenate([self._sums, np.zeros_like(self._sums)])
+            self._unit = np.concatenate([self._unit, np.zeros_like(self._unit)])
             self._counts = np.concatenate([self._counts, np.zeros_like(self._counts)])
+            self._gid_of_row = np.concatenate([self._gid_of_row, np.zeros_like(self._gid_of_row)])
             self._free = list(range(2 * old - 1, old - 1, -1))
         row = self._free.pop()
-        self._sums[row] = 0.0
-        self._counts[row] = 0
+        self._sums[row], self._unit[row], self._counts[row] = 0.0, 0.0, 0
+        self._gid_of_row[row] = global_id
         self._rows[global_id] = row
+        self._order = None
 
     def remove(self, global_id: int) -> None:
-        """Forget an identity (retired or merged); its row is reused."""
-        self._free.append(self._rows.pop(global_id))
+        """Forget an identity (retired); its row is reused."""
+        row = self._rows.pop(global_id)
+        self._gid_of_row[row] = 0
+        self._free.append(row)
+        self._order = None
 
     def fold(self, global_id: int, signature: Signature) -> None:
         """Add an ended member's clips to the identity."""
         row = self._rows[global_id]
         self._sums[row] += signature.mean * signature.count
         self._counts[row] += signature.count
+        norm = np.linalg.norm(self._sums[row])
+        self._unit[row] = self._sums[row] / norm if norm > 0 else 0.0
 
     def ended(self, global_id: int) -> Signature:
         """The identity's ended members as one signature."""
@@ -64,21 +77,39 @@ class IdentityGallery:
         mean = self._sums[row] / count if count else np.zeros(self.feature_dim)
         return Signature(mean, count)
 
-    def matrix(self, live: dict[int, list[Signature]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every identity with its live members added: ``(global ids, unit rows (N, D), clip counts)``.
+    def order(self) -> tuple[np.ndarray, dict[int, int]]:
+        """``(global ids, {global id: position})``: the order of every similarity vector."""
+        if self._order is None:
+            rows = np.flatnonzero(self._gid_of_row)
+            gids = self._gid_of_row[rows]
+            self._order = (rows, gids, {int(g): i for i, g in enumerate(gids)})
+        return self._order[1], self._order[2]
 
-        Args:
-            live: global id -> signatures of its members that are still being tracked.
-        """
-        gids = np.fromiter(self._rows, np.int64, len(self._rows))
-        rows = np.fromiter(self._rows.values(), np.int64, len(self._rows))
-        sums, counts = self._sums[rows], self._counts[rows].copy()
-        index = {int(g): i for i, g in enumerate(gids)}
+    def similarities(self, query: np.ndarray, live: dict[int, list[Signature]]) -> np.ndarray:
+        """Cosine similarity of a unit ``query`` to every identity, in ``order()``; an identity's
+        members in ``live`` (still being tracked) count with its ended ones; 0 for no clips yet."""
+        self.order()
+        rows, _, position = self._order
+        high = int(rows[-1]) + 1 if len(rows) else 0
+        sims = (self._unit[:high] @ query)[rows]
         for gid, signatures in live.items():
-            i = index[gid]
-            for s in signatures:
-                sums[i] += s.mean * s.count
-                counts[i] += s.count
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        unit = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
-        return gids, unit.astype(np.float32), counts
+            sims[position[gid]] = float(self._combined(gid, signatures) @ query)
+        return sims
+
+    def matrix(self, live: dict[int, list[Signature]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every identity with its live members added: ``(global ids, unit rows (N, D), clip counts)``."""
+        gids, position = self.order()
+        rows = self._order[0]
+        unit, counts = self._unit[rows].copy(), self._counts[rows].copy()
+        for gid, signatures in live.items():
+            unit[position[gid]] = self._combined(gid, signatures)
+            counts[position[gid]] += sum(s.count for s in signatures)
+        return gids, unit, counts
+
+    def _combined(self, gid: int, signatures: list[Signature]) -> np.ndarray:
+        row = self._rows[gid]
+        total = self._sums[row].copy()
+        for s in signatures:
+            total += s.mean * s.count
+        norm = np.linalg.norm(total)
+        return (total / norm if norm > 0 else total).astype(np.float32)

@@ -61,6 +61,7 @@ class _Track:
     signature: Signature
     first_box: tuple[float, float, float] | None = None  # centre x, centre y, height (pixels)
     last_box: tuple[float, float, float] | None = None
+    predecessors: list[TrackKey] | None = None  # tracks of its camera lost shortly before, close by
     global_id: int = 0
     active: bool = True
     settled: bool = False  # ended and folded into its identity: a member record only
@@ -122,7 +123,8 @@ class IdentityMatcher:
         self._tracks: dict[TrackKey, _Track] = {}
         self._identities: dict[int, _Identity] = {}
         self._gallery = IdentityGallery(feature_dim)
-        self._matrix: tuple[np.ndarray, np.ndarray, dict[int, int]] | None = None  # cached, see _all()
+        self._live: dict[TrackKey, _Track] = {}  # tracks not settled yet
+        self._live_signatures: dict[int, list[Signature]] | None = None  # cached, see _live_by_identity()
         self._next_global_id = 1
         self._joins = 0
 
@@ -134,8 +136,8 @@ class IdentityMatcher:
         track = self._tracks.get(key)
         box = _box(xyxy)
         if track is None:
-            track = self._tracks[key] = _Track(key, frame_index, frame_index, time_s, time_s,
-                                               Signature.empty(self.feature_dim), box, box)
+            track = self._tracks[key] = self._live[key] = _Track(key, frame_index, frame_index, time_s, time_s,
+                                                                 Signature.empty(self.feature_dim), box, box)
         elif track.settled:
             return  # ended and reported; ids are not reused by the per-camera trackers
         self._seen_together(key, frame_index)
@@ -154,7 +156,7 @@ class IdentityMatcher:
             return
         track.signature = track.signature.add(feature)
         if track.global_id:
-            self._matrix = None
+            self._live_signatures = None
 
     def end_track(self, camera_id: str, track_id: int) -> None:
         """The track is over; ``resolve`` settles it and reports its final id."""
@@ -170,7 +172,7 @@ class IdentityMatcher:
 
     def clip_counts(self) -> dict[TrackKey, int]:
         """Clips in each live track's signature."""
-        return {k: t.signature.count for k, t in self._tracks.items() if not t.settled}
+        return {k: t.signature.count for k, t in self._live.items()}
 
     def identities(self) -> list[GlobalIdentity]:
         """Every identity with its members (no thumbnails), by global id."""
@@ -193,11 +195,11 @@ class IdentityMatcher:
     # -- resolving -----------------------------------------------------------------------------
     def resolve(self) -> dict[TrackKey, int]:
         """Assign, revise and settle; returns ``{ended track: its final global id (0: none)}``."""
-        for track in list(self._tracks.values()):
-            if track.global_id and not track.settled and self._conflicts(track):
+        for track in list(self._live.values()):
+            if track.global_id and self._conflicts(track):
                 self._leave(track)
         self._revise()
-        pending = [t for t in self._tracks.values() if not t.global_id and t.signature.count >= self.min_clips]
+        pending = [t for t in self._live.values() if not t.global_id and t.signature.count >= self.min_clips]
         self._assign(pending)
         return self._settle_ended()
 
@@ -231,24 +233,27 @@ class IdentityMatcher:
         """Seen together in one camera in more than ``covisible_frames`` frames."""
         return self._together.get(a, {}).get(b, 0) > self.covisible_frames
 
-    def _all(self) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
-        """Every identity's unit signature (live members included), rebuilt only after a change."""
-        if self._matrix is None:
-            live: dict[int, list[Signature]] = {}
-            for gid, ident in self._identities.items():
-                sigs = [self._tracks[k].signature for k in ident.members if not self._tracks[k].settled]
-                if sigs:
-                    live[gid] = sigs
-            gids, unit, _ = self._gallery.matrix(live)
-            self._matrix = (gids, unit, {int(g): i for i, g in enumerate(gids)})
-        return self._matrix
+    def similarities(self, signature: Signature) -> dict[int, float]:
+        """Cosine similarity of a signature to every identity (all its members): ``{global id: sim}``."""
+        gids, _ = self._gallery.order()
+        sims = self._gallery.similarities(signature.normalized(), self._live_by_identity())
+        return dict(zip(gids.tolist(), sims.tolist()))
+
+    def _live_by_identity(self) -> dict[int, list[Signature]]:
+        """Signatures of the members still being tracked, per identity (rebuilt only after a change)."""
+        if self._live_signatures is None:
+            self._live_signatures = {}
+            for track in self._live.values():
+                if track.global_id:
+                    self._live_signatures.setdefault(track.global_id, []).append(track.signature)
+        return self._live_signatures
 
     def _scores(self, track: _Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(global ids, cosine similarity to each (without the track itself; -inf where not
         allowed), each identity's threshold for this track)``."""
-        gids, unit, index = self._all()
+        gids, index = self._gallery.order()
         query = track.signature.normalized()
-        sims = unit @ query if len(gids) else np.zeros(0, np.float32)
+        sims = self._gallery.similarities(query, self._live_by_identity())
         if track.global_id:  # its own identity without it
             own = self.identity_signature(track.global_id, exclude=track.key)
             sims[index[track.global_id]] = float(query @ own.normalized()) if own.count else -np.inf
@@ -266,20 +271,21 @@ class IdentityMatcher:
         if not (self.link_seconds and self.link_relax) or track.first_box is None:
             return set()
         x, y, h = track.first_box
-        linked = set()
-        recent = {k for keys in self._recent.get(track.key[0], {}).values() for k in keys}
-        for key in recent:
-            other = self._tracks.get(key)
-            if other is None or not other.global_id or other.last_box is None:
-                continue
-            gap = track.first_time_s - other.last_time_s
-            if not 0 < gap <= self.link_seconds:
-                continue
-            ox, oy, oh = other.last_box
-            reach = (h + oh) / 2 * (_LINK_HEIGHTS_BASE + _LINK_HEIGHTS_PER_S * gap)
-            if np.hypot(x - ox, y - oy) <= reach:
-                linked.add(other.global_id)
-        return linked
+        if track.predecessors is None:  # found once: tracks lost before this one appeared stay so
+            track.predecessors = []
+            recent = {k for keys in self._recent.get(track.key[0], {}).values() for k in keys}
+            for key in recent:
+                other = self._tracks.get(key)
+                if other is None or other.last_box is None:
+                    continue
+                gap = track.first_time_s - other.last_time_s
+                if not 0 < gap <= self.link_seconds:
+                    continue
+                ox, oy, oh = other.last_box
+                reach = (h + oh) / 2 * (_LINK_HEIGHTS_BASE + _LINK_HEIGHTS_PER_S * gap)
+                if np.hypot(x - ox, y - oy) <= reach:
+                    track.predecessors.append(key)
+        return {self._tracks[k].global_id for k in track.predecessors if k in self._tracks} - {0}
 
     def _assign(self, pending: list[_Track]) -> None:
         pending = sorted(pending, key=lambda t: (t.key[0], t.first_frame, t.key[1]))
@@ -310,7 +316,7 @@ class IdentityMatcher:
         return joined
 
     def _revise(self) -> None:
-        for track in self._tracks.values():
+        for track in list(self._live.values()):
             if not (track.active and track.global_id and track.signature.count > track.checked_count):
                 continue
             track.checked_count = track.signature.count
@@ -333,31 +339,32 @@ class IdentityMatcher:
         self._next_global_id += 1
         self._identities[gid] = _Identity(gid)
         self._gallery.add(gid)
-        self._matrix = None
         return gid
 
     def _join(self, track: _Track, global_id: int) -> None:
         self._joins += 1
         track.global_id, track.join_order, track.checked_count = global_id, self._joins, track.signature.count
         self._identities[global_id].members.append(track.key)
-        self._matrix = None
+        self._live_signatures = None
 
     def _leave(self, track: _Track) -> None:
         ident = self._identities[track.global_id]
         ident.members.remove(track.key)
         track.global_id = 0
-        self._matrix = None
+        self._live_signatures = None
         if not ident.members:
             del self._identities[ident.global_id]  # retired; its id is never reused
             self._gallery.remove(ident.global_id)
 
     def _settle_ended(self) -> dict[TrackKey, int]:
         ended = {}
-        for key, track in list(self._tracks.items()):
-            if track.active or track.settled:
+        for key, track in list(self._live.items()):
+            if track.active:
                 continue
             ended[key] = track.global_id
+            del self._live[key]
             if track.global_id:
+                self._live_signatures = None
                 self._gallery.fold(track.global_id, track.signature)
                 track.settled = True  # its signature now lives in the gallery
                 track.signature = Signature(np.zeros(0), track.signature.count)  # keep the count only

@@ -36,16 +36,19 @@ def test_perfect_and_all_in_one():
     assert merged["bcubed_recall"] == 1.0 and merged["bcubed_precision"] == pytest.approx(1 / 3)
 
 
-def test_splits_are_disjoint_halves_of_the_identities_and_the_order_is_fixed():
-    rows = [Tracklet(f"t{i}", f"p{i % 10}", i % 3, 8) for i in range(60)]
-    tune, judge = split_identities(rows, "tune"), split_identities(rows, "judge")
-    assert {t.pid for t in tune}.isdisjoint({t.pid for t in judge})
-    assert len({t.pid for t in tune}) == len({t.pid for t in judge}) == 5
-    assert len(tune) + len(judge) == 60
+def test_splits_follow_the_model_split_and_halve_its_validation_identities():
+    rows = [Tracklet(f"t{i}", f"{i % 30:04d}", i % 3, 8) for i in range(120)]
+    parts = {name: split_identities(rows, name) for name in ("train", "val", "val-tune", "val-judge")}
+    pids = {name: {t.pid for t in part} for name, part in parts.items()}
+    assert len(pids["train"]) == 20 and len(pids["val"]) == 10  # 2/3 and 1/3, as the model is trained
+    assert pids["train"].isdisjoint(pids["val"])
+    assert pids["val-tune"] | pids["val-judge"] == pids["val"] and not pids["val-tune"] & pids["val-judge"]
+    assert len(pids["val-tune"]) == 5
+    assert len(parts["train"]) + len(parts["val"]) == 120
     assert stream_order(rows, 0) == stream_order(rows, 0) != stream_order(rows, 1)
     assert stream_order(rows, 0)[:6] != rows[:6]  # shuffled: one person's tracklets spread out
     with pytest.raises(ValueError, match="split"):
-        split_identities(rows, "train")
+        split_identities(rows, "tune")
 
 
 def _folder(tmp_path, pids=("0001", "0001", "0002")):

@@ -154,10 +154,12 @@ def test_decisions_hold_with_a_thousand_identities_alive():
     for i in range(1000):
         feed(m, f"cam{i % 4}", i, range(10 * i, 10 * i + 4), people[i], clips=1, end=True)
     assert len(m.identities()) == 1000
-    gids, unit, _ = m._all()
-    for gid in (1, 500, 1000):
-        expected = m.identity_signature(int(gid)).normalized()
-        np.testing.assert_allclose(unit[list(gids).index(gid)], expected, atol=1e-6)
+    probe = m.identity_signature(7)
+    sims = m.similarities(probe)
+    assert len(sims) == 1000
+    for gid in (1, 500, 1000):  # the matrix product equals the identities' own signatures
+        expected = float(probe.normalized() @ m.identity_signature(gid).normalized())
+        assert sims[gid] == pytest.approx(expected, abs=1e-5)
     returning = people[417] + rng.normal(0, 0.05, dim)
     feed(m, "cam9", 1, range(20000, 20004), returning, clips=1, end=True)
     assert m.global_id("cam9", 1) == m.identities()[417].global_id
