@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from tracker.config import DEFAULT_MATCH_THRESHOLD
 from tracker.gallery import IdentityGallery
 from tracker.signatures import Signature
 from tracker.types import GlobalIdentity, TrackMember
@@ -101,7 +102,7 @@ class IdentityMatcher:
         link_relax: how much lower the threshold is for such a continuation.
     """
 
-    def __init__(self, feature_dim: int, match_threshold: float = 0.75, min_clips: int = 2,
+    def __init__(self, feature_dim: int, match_threshold: float = DEFAULT_MATCH_THRESHOLD, min_clips: int = 2,
                  revise_margin: float = 0.05, covisible_frames: int = 0, link_seconds: float = 0.0,
                  link_relax: float = 0.0) -> None:
         if min_clips < 1:
