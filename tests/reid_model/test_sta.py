@@ -114,6 +114,7 @@ def _skip_without_osnet(backbone: str) -> None:
         pytest.skip(f"{OSNET_ASSET} not found (set MCREID_ASSETS)")
 
 
+@pytest.mark.slow  # converting OSNet takes a few seconds
 @pytest.mark.parametrize("backbone", BOTH_BACKBONES)
 def test_model_forward_is_eq_1_to_4_on_the_backbone_maps(backbone: str) -> None:
     """The whole STA forward on each backbone: its maps -> Eq. 1-4 (written out) -> GAP -> FC1 -> BN."""
@@ -132,6 +133,7 @@ def test_model_forward_is_eq_1_to_4_on_the_backbone_maps(backbone: str) -> None:
             torch.testing.assert_close(out.bn_feature[b], model.bn(raw[None])[0], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["resnet18", *BOTH_BACKBONES])
 def test_eval_mode_has_no_logits_and_any_clip_length(backbone: str) -> None:
     _skip_without_osnet(backbone)

@@ -41,6 +41,7 @@ def test_split_trains_on_train_ids_and_evaluates_val_ids(dap_root: Path) -> None
     assert all(data.val.tracklets[q.row].pid == q.pid for q in data.val.queries)
 
 
+@pytest.mark.slow
 def test_cli_trains_and_evaluates_on_validation_ids(dap_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     argv = ["train", "--dataset", "mars_dap", "--data-root", str(dap_root), "--out", str(out), *SMALL,
@@ -59,6 +60,7 @@ class _Killed(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_killed_dap_run_resumes_to_identical_weights(dap_root: Path, tmp_path: Path, monkeypatch) -> None:
     config = TrainConfig(data_root=dap_root, out=tmp_path / "a", dataset="mars_dap", epochs=3, batch_ids=2,
                          clips_per_id=2, height=H, width=W, backbone="resnet18", pretrained="none", workers=0,
