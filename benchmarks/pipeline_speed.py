@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--frames must exceed the {WARMUP_STEPS} warm-up steps")
     config = TrackerConfig()
     detector = YoloDetector(config.detector, config.imgsz, config.det_conf, config.device, iou=config.det_iou)
-    embedders = {"osnet_x0_25 (image)": build_embedder(None)}
+    embedders = {"osnet_x0_25 (image)": build_embedder("osnet")}
     if args.sta:
         embedders["STA export"] = build_embedder(str(args.sta))
     videos, decode_ms, fps = decode(max(args.cameras), args.frames)

@@ -14,7 +14,7 @@ TRACKER_TYPES = ("bytetrack", "botsort")
 GMC_METHODS = ("none", "sparseOptFlow", "orb", "sift", "ecc")
 
 # Defaults chosen on the real material; README "Choosing the thresholds" says how.
-DEFAULT_MATCH_THRESHOLD = 0.87
+DEFAULT_MATCH_THRESHOLD = 0.88
 DEFAULT_LINK_SECONDS = 2.0
 DEFAULT_LINK_RELAX = 0.10
 
@@ -26,7 +26,8 @@ class TrackerConfig:
     Attributes:
         detector: detector weights Ultralytics loads (.pt, .onnx, .engine, OpenVINO folder);
             None = the bundled ``weights/yolov8n_coco_int8.onnx``.
-        reid: re-ID ONNX model; None = the bundled OSNet image model. A file whose input is
+        reid: re-ID ONNX model; None = the bundled trained STA-OSNet clip model, "osnet" = the OSNet
+            x0.25 image model in the assets. A file whose input is
             ``[B, T, H, W, 3]`` or ``[B, T, 3, H, W]`` is taken as an STA clip export.
         imgsz: detector input size in pixels.
         det_conf: detector confidence floor (ByteTrack's second stage wants low-score boxes).
@@ -139,7 +140,8 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 # name -> (flag, help); the type and default come from the dataclass field.
 _HELP = {
     "detector": "detector weights (.pt, .onnx, .engine, OpenVINO folder); default: bundled yolov8n_coco_int8.onnx",
-    "reid": "re-ID ONNX model (STA clip export or image model); default: bundled OSNet x0.25 image model",
+    "reid": "re-ID ONNX model (STA clip export or image model), or 'osnet' for the OSNet x0.25 image model; "
+            "default: the bundled STA-OSNet clip model (export/models)",
     "imgsz": "detector input size",
     "det_conf": "detector confidence floor",
     "det_iou": "detector NMS IoU: the weaker of two boxes overlapping more than this is dropped",

@@ -30,7 +30,8 @@ from tracker.types import CameraFrame, Clip, Detections, FrameResult, GlobalIden
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REID = "weights/osnet_x0_25_msmt17.onnx"
+OSNET_REID = "weights/osnet_x0_25_msmt17.onnx"  # in the assets: --reid osnet
+BUNDLED_STA = Path(__file__).resolve().parents[1] / "export" / "models" / "sta_osnet_x0_25_mars_dap.onnx"
 STAGES = ("decode", "detect", "track", "crop", "embed", "match")
 GREY = (160, 160, 160)
 
@@ -45,7 +46,8 @@ def colour_for(global_id: int) -> tuple[int, int, int]:
 
 
 def build_embedder(reid: str | None) -> Embedder:
-    """The re-ID embedder: an STA clip export, a per-image ONNX model, or the bundled OSNet.
+    """The re-ID embedder: the bundled trained STA clip model (default), ``"osnet"`` for the OSNet
+    x0.25 image model in the assets, or any STA export / per-image re-ID ONNX file.
 
     Raises:
         FileNotFoundError: the given model (or the bundled one) is missing.
@@ -56,10 +58,15 @@ def build_embedder(reid: str | None) -> Embedder:
     except ImportError as exc:
         raise ImportError(f"the re-ID embedders need onnxruntime: pip install -e '.[onnx]' ({exc})") from exc
     if reid is None:
-        path = asset_path(DEFAULT_REID, "the bundled OSNet x0.25 re-ID model (ONNX)",
-                          "or pass --reid MODEL.onnx (an STA export from mcreid-export)")
-        log.info("no --reid given: using the bundled OSNet x0.25 *image* re-ID model (%s), frame features "
-                 "averaged per clip; pass --reid STA.onnx for the video model", path)
+        if not BUNDLED_STA.is_file():
+            raise FileNotFoundError(f"the bundled STA re-ID model is missing: {BUNDLED_STA} (it ships with the "
+                                    "repository; see export/models/MODEL_CARD.md), or pass --reid osnet")
+        log.info("re-ID: the bundled STA-OSNet clip model trained on mars_dap (%s; export/models/MODEL_CARD.md); "
+                 "--reid osnet for the OSNet x0.25 image model", BUNDLED_STA)
+        return OnnxClipEmbedder(BUNDLED_STA)
+    if reid == "osnet":
+        path = asset_path(OSNET_REID, "the OSNet x0.25 re-ID model (ONNX)", "or pass --reid MODEL.onnx")
+        log.info("re-ID: the OSNet x0.25 *image* model (%s), frame features averaged per clip", path)
         return OnnxImageEmbedder(path)
     path = Path(reid).expanduser()
     if not path.is_file():

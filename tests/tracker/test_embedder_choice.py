@@ -1,0 +1,36 @@
+"""Which re-ID embedder the tracker builds: the bundled trained STA clip model by default,
+the OSNet image model with ``--reid osnet``, clear errors otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tracker.pipeline import BUNDLED_STA, build_embedder
+
+
+def test_default_is_the_bundled_trained_sta_clip_model(caplog):
+    from export.onnx_embedder import OnnxClipEmbedder
+
+    with caplog.at_level("INFO"):
+        embedder = build_embedder(None)
+    assert isinstance(embedder, OnnxClipEmbedder)
+    assert embedder.path == BUNDLED_STA and BUNDLED_STA.is_file()
+    assert embedder.seq_len == 4 and embedder.feature_dim == 512
+    assert "STA-OSNet" in caplog.text and "--reid osnet" in caplog.text  # the start-up log names it
+    clips = np.random.default_rng(0).integers(0, 255, (2, 4, *embedder.input_size, 3), dtype=np.uint8)
+    features = embedder.embed(clips)
+    assert features.shape == (2, 512) and np.isfinite(features).all()
+
+
+def test_osnet_selects_the_image_model(shared_data):
+    from export.onnx_embedder import OnnxImageEmbedder
+
+    embedder = build_embedder("osnet")
+    assert isinstance(embedder, OnnxImageEmbedder)
+    assert embedder.path.name == "osnet_x0_25_msmt17.onnx"
+
+
+def test_a_missing_model_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.onnx"):
+        build_embedder(str(tmp_path / "nothing.onnx"))
