@@ -4,7 +4,8 @@ Every tracklet of a ``mars_dap`` folder (``../shared/data/SOURCES.md``) becomes 
 arrives, is seen for its 8 frames, gives its clips and ends; the tracklets come one after the
 other in a fixed seeded order, so the tracklets of one person are spread over the stream. Each
 goes through the same ``IdentityMatcher`` the tracker uses, with the same embedder (default: the
-tracker's default), and nothing about identities is given to it. Cameras are as given
+tracker's default, the STA-OSNet trained on the ``train`` identities: judge it on ``val``), and
+nothing about identities is given to it. Cameras are as given
 (camera 0 = unknown, its own camera name).
 
 Scores, against the true person of each tracklet:
@@ -254,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tracker.pipeline import build_embedder
 
+    if config.reid is None and args.split in ("all", "train"):
+        log.warning("the default embedder (the bundled STA-OSNet) was trained on the 'train' identities of "
+                    "mars_dap: judge it on --split val, val-tune or val-judge, or pass --reid osnet")
     tracklets = split_identities(read_tracklets(args.mars_dap), args.split)
     stream = stream_order(tracklets, args.seed)[: args.limit]
     embedder = build_embedder(config.reid)
