@@ -167,7 +167,7 @@ def run_stream(matcher: IdentityMatcher, stream: Sequence[Tracklet],
         tic = time.perf_counter()
         matcher.resolve()
         resolve_s, resolves = resolve_s + time.perf_counter() - tic, resolves + 1
-    matcher.flush()
+    matcher.resolve()
     final = {}
     for ident in matcher.identities():
         for member in ident.members:

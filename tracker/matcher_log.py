@@ -39,5 +39,5 @@ def replay(calls: list[tuple[str, tuple[Any, ...]]], matcher: IdentityMatcher) -
     """Feed recorded calls to ``matcher``, then settle everything; returns it."""
     for name, args in calls:
         getattr(matcher, name)(*args)
-    matcher.flush()
+    matcher.resolve()
     return matcher

@@ -204,10 +204,6 @@ class IdentityMatcher:
         self._assign(pending)
         return self._settle_ended()
 
-    def flush(self) -> dict[TrackKey, int]:
-        """Settle every pending decision now (end of a stream); returns what ``resolve`` returns."""
-        return self.resolve()
-
     def _conflicts(self, track: _Track) -> bool:
         """A member that joined earlier, or has ended, overlaps this one in the same camera."""
         ident = self._identities[track.global_id]
@@ -260,7 +256,7 @@ class IdentityMatcher:
             sims[index[track.global_id]] = float(query @ own.normalized()) if own.count else -np.inf
         for other, frames in self._together.get(track.key, {}).items():
             gid = self._tracks[other].global_id if other in self._tracks else 0
-            if gid and frames > self.covisible_frames and other != track.key:
+            if gid and frames > self.covisible_frames:
                 sims[index[gid]] = -np.inf
         thresholds = np.full(len(gids), self.match_threshold, np.float32)
         for gid in self._linked(track):

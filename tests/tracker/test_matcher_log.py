@@ -26,7 +26,7 @@ def test_replay_reproduces_the_live_identities_and_other_settings_change_them():
         live.resolve()
         live.end_track(camera, track)
         live.resolve()
-    live.flush()
+    live.resolve()
     assert live.calls and {name for name, _ in live.calls} == {"observe", "add_feature", "end_track", "resolve"}
 
     def grouping(matcher):
