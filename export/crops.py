@@ -1,8 +1,10 @@
 """Real person clips for verification, calibration and benchmarks (numpy + OpenCV, no torch).
 
-Two sources:
+Three sources:
 - a folder of crop images (``--calib DIR``): every image under it, grouped by folder and taken
   in name order, becomes consecutive clips of ``seq_len`` frames;
+- a ``mars_dap`` folder (``--calib DIR`` holding ``tracklets.csv``): clips of its *training*
+  identities only (``reid_model.data.mars_dap``), so calibration never sees a validation person;
 - the PETS09-S2L1 video in the shared assets with its MOT ground-truth boxes: real pedestrians,
   4 frames of one person per clip, as the tracker would cut them.
 """
@@ -65,6 +67,42 @@ def folder_clips(folder: str | Path, size: tuple[int, int], seq_len: int, limit:
     if not clips:
         raise FileNotFoundError(f"no readable crop images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
     return np.stack(clips[:limit])
+
+
+def is_mars_dap(folder: str | Path) -> bool:
+    """True when ``folder`` is in the ``mars_dap`` layout (strips + ``tracklets.csv``)."""
+    return (Path(folder) / "tracklets.csv").is_file() and (Path(folder) / "tracklets").is_dir()
+
+
+def mars_dap_clips(root: str | Path, size: tuple[int, int], seq_len: int, limit: int = 64,
+                   split: str = "train", seed: int = 0) -> np.ndarray:
+    """``(N <= limit, seq_len, H, W, 3)`` uint8 RGB clips from the ``split`` identities of a mars_dap folder.
+
+    Identities take turns (seeded order), one clip per tracklet (its first ``seq_len`` frames,
+    repeated when the tracklet is shorter), so ``limit`` clips cover as many people as possible.
+    """
+    from reid_model.data.mars_dap import load_mars_dap, select_split
+
+    data = select_split(load_mars_dap(Path(root)), split)
+    by_pid: dict[int, list] = defaultdict(list)
+    for tracklet in data.tracklets:
+        by_pid[tracklet.pid].append(tracklet)
+    order = np.random.default_rng(seed).permutation(sorted(by_pid))
+    chosen, depth = [], 0
+    while len(chosen) < limit and any(depth < len(by_pid[p]) for p in order):
+        chosen += [by_pid[p][depth] for p in order if depth < len(by_pid[p])][: limit - len(chosen)]
+        depth += 1
+    h, w = size
+    clips = [t.read_frames([i % t.num_frames for i in range(seq_len)], h, w) for t in chosen]
+    logger.info("calibration: %d clips of %d %s identities from %s", len(clips), len(by_pid), split, root)
+    return np.stack(clips)
+
+
+def calibration_clips(folder: str | Path, size: tuple[int, int], seq_len: int, limit: int = 64) -> np.ndarray:
+    """int8 calibration clips from ``folder``: a mars_dap folder's training identities, else its crop images."""
+    if is_mars_dap(folder):
+        return mars_dap_clips(folder, size, seq_len, limit)
+    return folder_clips(folder, size, seq_len, limit)
 
 
 def pets_clips(size: tuple[int, int], seq_len: int, max_clips: int = 8, frame_step: int = 2) -> np.ndarray | None:

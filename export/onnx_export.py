@@ -129,11 +129,12 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
         out: the ``.onnx`` file to write.
         precision: "fp32", "fp16" or "int8".
         calib: int8 static calibration, as uint8 clips ``(N, T, H, W, 3)`` or a folder of person
-            crops (see ``export.crops.folder_clips``); None: int8 dynamic.
+            crops, or a mars_dap folder whose training identities are used
+            (``export.crops.calibration_clips``); None: int8 dynamic.
         seq_len: frames per clip recorded in the metadata (default: the checkpoint's).
         calib_clips: at most this many clips from a calibration folder.
     """
-    from export.crops import folder_clips
+    from export.crops import calibration_clips
     from export.quantize import quantize_int8, to_fp16
     from reid_model.checkpoint import file_sha256, load_model
 
@@ -142,7 +143,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     model, config = load_model(checkpoint, map_location="cpu")
     seq_len = seq_len or config.seq_len
     if isinstance(calib, (str, Path)):
-        calib = folder_clips(calib, (config.height, config.width), seq_len, limit=calib_clips)
+        calib = calibration_clips(calib, (config.height, config.width), seq_len, limit=calib_clips)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = ExportMetadata(
@@ -191,7 +192,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, type=Path, help="STA checkpoint from `reid_model train`")
     parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    parser.add_argument("--calib", type=Path, help="folder of person crops: int8 static calibration")
+    parser.add_argument("--calib", type=Path, help="int8 static calibration: a folder of person crop images, or a mars_dap folder "
+                        "(its training identities only)")
     parser.add_argument("--calib-clips", type=int, default=64, help="at most this many calibration clips")
     parser.add_argument("--seq-len", type=int, help="frames per clip (default: the checkpoint's)")
     parser.add_argument("--verify", action="store_true", help="compare with PyTorch on real crops; fail on a miss")

@@ -49,3 +49,26 @@ def test_pets_clips_are_real_people(shared_data: Path) -> None:
     same, source = real_or_random_clips((64, 32), 4, count=6)
     assert "PETS" in source
     np.testing.assert_array_equal(same, clips)
+
+
+def test_mars_dap_calibration_uses_training_identities_only_and_spreads_over_people(tmp_path: Path) -> None:
+    from reid_model.data.mars_dap import split_identities
+    from tests.reid_model.synthetic_mars_dap import TRACKLETS, colour, write_mars_dap
+
+    from export.crops import calibration_clips
+
+    root = write_mars_dap(tmp_path / "dap")
+    train_pids, _ = split_identities(pid for pid, _, _ in TRACKLETS.values())
+    clips = calibration_clips(root, (32, 16), seq_len=4, limit=64)
+    in_train = [n for n, (pid, _, _) in TRACKLETS.items() if pid in set(train_pids.tolist())]
+    assert clips.shape == (len(in_train), 4, 32, 16, 3) and clips.dtype == np.uint8
+
+    def tracklet_of(clip: np.ndarray) -> str:  # the strip colours encode the tracklet
+        rgb = clip.reshape(-1, 3).mean(0)
+        return min(TRACKLETS, key=lambda n: np.abs(np.array(colour(TRACKLETS[n][2])) - rgb).sum())
+
+    names = [tracklet_of(c) for c in clips]
+    assert sorted(names) == sorted(in_train)  # every training tracklet once, no validation person
+    first = [TRACKLETS[n][0] for n in names[: len(train_pids)]]
+    assert sorted(first) == sorted(train_pids.tolist())  # identities take turns
+    assert len(calibration_clips(root, (32, 16), seq_len=4, limit=2)) == 2

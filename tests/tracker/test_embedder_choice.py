@@ -34,3 +34,16 @@ def test_osnet_selects_the_image_model(shared_data):
 def test_a_missing_model_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.onnx"):
         build_embedder(str(tmp_path / "nothing.onnx"))
+
+
+def test_the_bundled_model_is_package_data_so_a_wheel_ships_it():
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["export"]
+    inside = BUNDLED_STA.relative_to(root / "export").as_posix()
+    assert any(fnmatch.fnmatch(inside, g) for g in globs), f"{inside} is not in export's package-data {globs}"
+    card = (BUNDLED_STA.parent / "MODEL_CARD.md").relative_to(root / "export").as_posix()
+    assert any(fnmatch.fnmatch(card, g) for g in globs)
