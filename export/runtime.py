@@ -169,7 +169,8 @@ def create_session(path: str | Path, providers: Sequence[str] | str | None = Non
             str(path), options, providers=[(p, _provider_options(p)) for p in wanted]
         )
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ValueError(f"onnxruntime cannot load {path}: {exc}") from exc
+        detail = " ".join(str(exc).split())  # one line: the caller logs it as one message
+        raise ValueError(f"onnxruntime cannot load {path}: {detail}") from exc
     active = session.get_providers()
     dropped = [p for p in wanted if p not in active]
     if dropped:

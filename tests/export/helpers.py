@@ -63,3 +63,80 @@ def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     return a @ b.T
+
+
+def _save(graph: object, path: Path, metadata: dict[str, str] | None = None) -> Path:
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, path)
+    return path
+
+
+def pooled_image_model(path: Path, batch: int | str = "batch", height: int = 256, width: int = 128,
+                       flatten: bool = True, half: bool = False, metadata: dict[str, str] | None = None) -> Path:
+    """``data [batch, 3, H, W] -> features [batch, 3]``: each channel's mean (GlobalAveragePool, Flatten).
+
+    The features are the per-channel means of what the embedder feeds, so a test can tell the
+    colour order and normalisation. ``flatten=False`` leaves the ``[batch, 3, 1, 1]`` pooled map;
+    ``batch=1`` makes a fixed-batch model like Open Model Zoo's ``data [1, 3, 256, 128]``.
+    """
+    from onnx import TensorProto, helper
+
+    kind = TensorProto.FLOAT16 if half else TensorProto.FLOAT
+    nodes = [helper.make_node("GlobalAveragePool", ["data"], ["pooled" if flatten else "features"])]
+    if flatten:
+        nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1))
+    out_shape = [batch, 3] if flatten else [batch, 3, 1, 1]
+    graph = helper.make_graph(nodes, "pooled_image_model",
+                              [helper.make_tensor_value_info("data", kind, [batch, 3, height, width])],
+                              [helper.make_tensor_value_info("features", kind, out_shape)])
+    return _save(graph, path, metadata)
+
+
+def yolo_like_model(path: Path, batch: int | str = 1, size: int = 32, classes: int = 80,
+                    metadata: dict[str, str] | None = None) -> Path:
+    """``images [batch, 3, size, size] -> output0 [batch, 4 + classes, size * size]`` (a 1x1 conv, reshaped)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels = 4 + classes
+    weight = np.random.default_rng(0).normal(size=(channels, 3, 1, 1)).astype(np.float32)
+    shape = np.array([0, channels, -1], np.int64)  # 0 keeps the batch
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["images", "weight"], ["map"]),
+         helper.make_node("Reshape", ["map", "shape"], ["output0"])],
+        "yolo_like_model",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, channels, size * size])],
+        initializer=[numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(shape, "shape")],
+    )
+    return _save(graph, path, metadata)
+
+
+def sequence_model(path: Path, length: int = 100) -> Path:
+    """A rank-3 input ``x [batch, 3, length] -> y [batch, 3]`` (not an image model)."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["y"], axes=[2], keepdims=0)], "sequence_model",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, length])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+    )
+    return _save(graph, path)
+
+
+def batch_mixing_model(path: Path, height: int = 16, width: int = 8) -> Path:
+    """Declares ``[n, 3]`` features but averages over the batch too: any batch gives ``(1, 3)``."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["data"], ["y"], axes=[0, 2, 3], keepdims=1),
+         helper.make_node("Flatten", ["y"], ["features"], axis=1)], "batch_mixing_model",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["n", 3, height, width])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", 3])],
+    )
+    return _save(graph, path)
