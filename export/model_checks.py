@@ -80,9 +80,9 @@ class OnnxSignature:
         if len(first_in.shape) != 4:
             return f"a model with a {len(first_in.shape)}-D input (not images)"
         if len(first_out.shape) == 3:
-            return "a YOLO-style detector (3-D output: boxes x classes x anchors)"
+            return "a YOLO-style detector (3-D output)"
         if len(first_out.shape) == 2 or _squeezable(first_out.shape):
-            return "an image embedding or classification model ((N, D) output)"
+            return "an image embedding or classification model"
         return f"an image model with a {len(first_out.shape)}-D output"
 
 

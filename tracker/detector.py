@@ -24,6 +24,8 @@ DEFAULT_DETECTOR = "weights/yolov8n_coco_int8.onnx"
 PERSON_CLASS = 0
 # Names Ultralytics downloads itself when online (hub names, not local files).
 _HUB_SUFFIXES = (".pt",)
+# Ultralytics tasks whose results carry person boxes (result.boxes).
+DETECTOR_TASKS = ("detect", "segment", "pose")
 
 
 class Detector(Protocol):
@@ -75,6 +77,20 @@ def resolve_detector(weights: str | None) -> str:
                             "OpenVINO folder, or an Ultralytics model name such as yolo11n.pt")
 
 
+def check_onnx_detector(path: str | Path, imgsz: int | None = None) -> None:
+    """Refuse an ONNX file that is not a YOLO detector before Ultralytics loads it (it would fail only
+    at the first frame, with an onnxruntime traceback): input ``[B, 3, H, W]``, a 3-D output such as
+    ``[1, 84, 8400]``; a re-ID model (output ``(N, 512)``) is named as one.
+
+    Raises:
+        ValueError: one line naming the file, what it looks like and what was expected.
+        ImportError: onnxruntime is missing.
+    """
+    from export.model_checks import check_detector, inspect_onnx
+
+    check_detector(inspect_onnx(path, what="detector"), imgsz)
+
+
 def detections_from_result(result: Any) -> Detections:
     """``Detections`` from an Ultralytics ``Results`` (read by duck typing: ``result.boxes.xyxy``...)."""
     boxes = result.boxes
@@ -105,10 +121,23 @@ class YoloDetector:
     def __init__(self, weights: str | None = None, imgsz: int = 640, conf: float = 0.1,
                  device: str | None = None, batch: bool = False, iou: float = 0.7) -> None:
         self.weights = resolve_detector(weights)
+        if self.weights.lower().endswith(".onnx") and Path(self.weights).is_file():
+            check_onnx_detector(self.weights, imgsz)
         import_ultralytics()
         from ultralytics import YOLO
 
-        self.model = YOLO(self.weights, task="detect")
+        try:
+            self.model = YOLO(self.weights, task="detect")
+        except (ImportError, FileNotFoundError):
+            raise
+        except Exception as exc:  # Ultralytics raises many types for a file it cannot read
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise ValueError(f"Ultralytics cannot load the detector {self.weights} ({detail}); expected YOLO detect "
+                             "weights: a .pt, .onnx or .engine file or an OpenVINO folder") from exc
+        task = getattr(self.model, "task", "detect")
+        if task not in DETECTOR_TASKS:
+            raise ValueError(f"detector {self.weights} is an Ultralytics {task!r} model, which gives no boxes; "
+                             f"expected a model of task {' or '.join(DETECTOR_TASKS)}")
         self.imgsz, self.conf, self.iou, self.device, self.batch = imgsz, conf, iou, device, batch
 
     def _predict(self, frames: list[np.ndarray]) -> list[Any]:

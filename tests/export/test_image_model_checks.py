@@ -102,3 +102,21 @@ def test_wrong_kind_of_model_is_refused_at_construction(tmp_path: Path, build, m
         OnnxImageEmbedder(path, providers="cpu", input_size=(16, 8))
     text = str(err.value)
     assert "\n" not in text and str(path) in text and "expected a person re-ID model" in text
+
+
+def test_real_osnet_with_a_fixed_batch_of_1_matches_the_dynamic_one(shared_data: Path, tmp_path: Path) -> None:
+    """OSNet re-saved with input [1, 3, 256, 128], like an Open Model Zoo model, gives the same clip features."""
+    import onnx
+
+    source = shared_data / "weights" / "osnet_x0_25_msmt17.onnx"
+    model = onnx.load(source)
+    for value in (model.graph.input[0], model.graph.output[0]):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = 1
+    fixed = tmp_path / "osnet_b1.onnx"
+    onnx.save(model, fixed)
+    clips = _clips(2, 4, seed=5)
+    one = OnnxImageEmbedder(fixed, providers="cpu")
+    assert one.model_batch == 1 and one.feature_dim == 512
+    np.testing.assert_allclose(one.embed(clips), OnnxImageEmbedder(source, providers="cpu").embed(clips), atol=1e-5)
