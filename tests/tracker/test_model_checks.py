@@ -31,7 +31,8 @@ def test_a_yolo_like_onnx_passes_the_detector_check(tmp_path: Path) -> None:
         (lambda p: pooled_image_model(p), r"its output is features \[batch, 3\], not \[1, 4 \+ classes, anchors\].*--reid"),
         (lambda p: pooled_image_model(p, flatten=False), r"features \[batch, 3, 1, 1\].*--reid"),
         (lambda p: sequence_model(p), r"its input is x \[batch, 3, 100\], not \[B, 3, H, W\]"),
-        (lambda p: yolo_like_model(p, metadata={"task": "segment"}), "task 'segment'; the tracker needs a 'detect'"),
+        (lambda p: yolo_like_model(p, metadata={"task": "segment"}),
+         "task 'segment'; the tracker needs a 'detect'"),
     ],
     ids=["reid-model", "pooled-map", "rank-3-input", "segment-model"],
 )
