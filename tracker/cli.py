@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -14,9 +13,11 @@ from tqdm import tqdm
 
 from mcreid.logs import setup_logging
 from tracker.config import TrackerConfig, add_tracker_arguments, config_from_args
+from tracker.out_dir import describe_os_error, prepare_out_dir
 from tracker.outputs import CameraWriter, final_track_ids, write_identities
 from tracker.pipeline import Pipeline, build_pipeline
 from tracker.runner import PipelineRunner
+from tracker.shutdown import StopSignals, flush_and_exit
 from tracker.types import CameraStatus, FrameResult
 
 log = logging.getLogger(__name__)
@@ -56,46 +57,80 @@ class _Progress:
         bar.update(result.frame_index - bar.n)
 
     def close(self) -> None:
-        for bar in self._bars.values():
+        totals = {s.camera_id: s.total_frames for s in self._runner.camera_states()}
+        for camera_id, bar in self._bars.items():
+            if totals.get(camera_id) and bar.total != totals[camera_id]:  # a truncated file's real length
+                bar.total = totals[camera_id]
+                bar.refresh()
             bar.close()
 
 
 def run_headless(config: TrackerConfig, sources: Sequence[str], out_dir: Path, pipeline: Pipeline | None = None,
-                 progress: bool = True, runner_kwargs: dict | None = None) -> dict[str, object]:
-    """Run every source to its end (or until interrupted); write the outputs; return a summary.
+                 progress: bool = True, runner_kwargs: dict | None = None,
+                 stop: threading.Event | None = None) -> dict[str, object]:
+    """Run every source to its end, or until ``stop`` is set (or Ctrl-C); write the outputs.
+
+    On a stop the readers stop, the worker finishes its current step and settles every track,
+    and only then are the files closed: ``<camera>.txt``, ``.tracks.txt`` and ``identities.json``
+    agree and hold every processed frame. A write that fails (a full disk) stops the run the same
+    way; the files keep what was written.
 
     Returns:
-        ``{"cameras": {camera_id: {"status", "message", "frames", "dropped"}}, "identities": n}``.
+        ``{"cameras": {camera_id: {"status", "message", "frames", "dropped"}}, "identities": n,
+        "error": "" or why the run stopped early, "threads_ended": bool}``.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_out_dir(out_dir)
     pipeline = pipeline or build_pipeline(config)
+    stop = stop or threading.Event()
     writers: dict[str, CameraWriter] = {}
     lock = threading.Lock()
+    failure: list[str] = []
 
     def on_result(result: FrameResult) -> None:
         with lock:
-            writer = writers.get(result.camera_id)
-            if writer is None:
-                writer = writers[result.camera_id] = CameraWriter(out_dir, result.camera_id)
-            writer.write(result)
+            if failure or closing:
+                return
+            try:
+                writer = writers.get(result.camera_id)
+                if writer is None:
+                    writer = writers[result.camera_id] = CameraWriter(out_dir, result.camera_id)
+                writer.write(result)
+            except OSError as exc:
+                failure.append(f"cannot write the outputs in {out_dir}: {describe_os_error(exc)}")
+                log.error("%s; stopping the run", failure[0])
+                stop.set()
+                return
         bars.update(result)
 
+    closing = False
     runner = PipelineRunner(config, sources, pipeline=pipeline, on_result=on_result, **(runner_kwargs or {}))
     bars = _Progress(runner, progress)
     runner.start()
     try:
-        while not runner.join(0.2):
+        while not runner.join(0.2) and not stop.is_set():
             pass
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # called from Python without StopSignals installed
         log.warning("interrupted: settling tracks and writing what was processed")
     finally:
-        runner.stop()
+        ended = runner.stop(timeout=None if stop.is_set() or failure else 60.0)
         bars.close()
+        with lock:  # a worker that did not end can no longer write
+            closing = True
+            stop.set()
         identities = runner.identities()
         final = final_track_ids(identities)
         for camera_id, writer in writers.items():
-            writer.close(final.get(camera_id, {}))
-    write_identities(out_dir / "identities.json", identities)
+            try:
+                writer.close(final.get(camera_id, {}))
+            except OSError as exc:
+                failure.append(f"cannot finish {writer.global_path}: {describe_os_error(exc)} (it keeps the rows "
+                               "written during the run)")
+                log.error("%s", failure[-1])
+    try:
+        write_identities(out_dir / "identities.json", identities)
+    except OSError as exc:
+        failure.append(f"cannot write {out_dir / 'identities.json'}: {describe_os_error(exc)}")
+        log.error("%s", failure[-1])
     states = runner.camera_states()
     for state in states:
         level = logging.WARNING if state.status == CameraStatus.ERROR else logging.INFO
@@ -104,30 +139,44 @@ def run_headless(config: TrackerConfig, sources: Sequence[str], out_dir: Path, p
     log.info("%d global identities; outputs in %s", len(identities), out_dir)
     return {"cameras": {s.camera_id: {"status": s.status.value, "message": s.message,
                                       "frames": s.frames_processed, "dropped": s.dropped} for s in states},
-            "identities": len(identities)}
+            "identities": len(identities), "error": failure[0] if failure else "", "threads_ended": ended}
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def exit_code(summary: dict[str, object], signals: StopSignals) -> int:
+    """128 + signal after a signal; 1 when the outputs could not be written or every camera failed; else 0."""
+    if signals.exit_code is not None:
+        return signals.exit_code
+    if summary["error"]:
+        return 1
+    cameras = summary["cameras"]
+    return 0 if any(c["status"] != CameraStatus.ERROR.value for c in cameras.values()) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes: 0 done, 1 every camera failed or the outputs could not be written, 2 bad options,
+    models or output folder (nothing run), 130 / 143 stopped by SIGINT / SIGTERM (outputs written)."""
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        if args.max_frames is not None and args.max_frames < 1:
-            raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
-        config = config_from_args(args)
-        pipeline = build_pipeline(config)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        log.error("%s", exc)
-        return 2
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)  # settle tracks and write outputs, as for Ctrl-C
-    summary = run_headless(config, args.source, args.out, pipeline, progress=not args.no_progress,
-                           runner_kwargs={"max_frames": args.max_frames})
-    cameras = summary["cameras"]
-    return 0 if any(c["status"] != CameraStatus.ERROR.value for c in cameras.values()) else 1
+    with StopSignals() as signals:  # from here on a signal is a clean stop, also while models load
+        try:
+            if args.max_frames is not None and args.max_frames < 1:
+                raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
+            config = config_from_args(args)
+            out_dir = prepare_out_dir(args.out)  # before any model loads
+            pipeline = build_pipeline(config)
+        except (ValueError, FileNotFoundError, ImportError) as exc:
+            log.error("%s", exc)
+            return 2
+        if signals.event.is_set():
+            log.warning("stopped before the run started; nothing written")
+            return signals.exit_code or 0
+        summary = run_headless(config, args.source, out_dir, pipeline, progress=not args.no_progress,
+                               runner_kwargs={"max_frames": args.max_frames}, stop=signals.event)
+        code = exit_code(summary, signals)
+    if not summary["threads_ended"]:  # a reader stuck in a blocking read: do not let it abort the exit
+        log.warning("a reader is still blocked in a read; exiting without waiting for it")
+        flush_and_exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -56,6 +56,10 @@ class TrackerConfig:
         embed_batch: clips per embedder call.
         realtime: run at the source rate and drop frames when behind.
         embed_budget_ms: in real-time mode, embedder time per pipeline step; surplus clips are dropped.
+        connect_timeout: seconds a stream or webcam that never delivered a frame is tried before it
+            is an error (0: forever).
+        reconnect_limit: reconnection attempts before a stream or webcam that dropped is an error
+            (0: never give up, as a service watching cameras that reboot should).
     """
 
     detector: str | None = None
@@ -87,6 +91,8 @@ class TrackerConfig:
     embed_batch: int = 32
     realtime: bool = False
     embed_budget_ms: float = 40.0
+    connect_timeout: float = 30.0
+    reconnect_limit: int = 0
 
     def __post_init__(self) -> None:
         if self.tracker_type not in TRACKER_TYPES:
@@ -114,6 +120,8 @@ class TrackerConfig:
         _check_range("min_clips", self.min_clips, 1, 1000)
         _check_range("embed_batch", self.embed_batch, 1, 4096)
         _check_range("embed_budget_ms", self.embed_budget_ms, 0.1, 60_000.0)
+        _check_range("connect_timeout", self.connect_timeout, 0.0, 1e9)
+        _check_range("reconnect_limit", self.reconnect_limit, 0, 1_000_000_000)
 
     def ultralytics_args(self) -> dict[str, object]:
         """The settings Ultralytics' tracker classes read from their YAML, with ours filled in."""
@@ -170,6 +178,10 @@ _HELP = {
     "embed_batch": "clips per embedder call",
     "realtime": "run at the source frame rate, dropping frames when behind",
     "embed_budget_ms": "real-time mode: embedder milliseconds per step (surplus clips are dropped)",
+    "connect_timeout": "seconds a stream or webcam that never delivered a frame is tried before it is an "
+                       "error (0: forever)",
+    "reconnect_limit": "reconnection attempts before a stream or webcam that dropped is an error (0: never "
+                       "give up)",
 }
 
 

@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from tracker.out_dir import replace_text
 from tracker.types import FrameResult, GlobalIdentity
 
 
@@ -30,9 +31,15 @@ def mot_row(frame: int, object_id: int, xyxy: Iterable[float], conf: float) -> s
 
 
 def final_track_ids(identities: Iterable[GlobalIdentity]) -> dict[str, dict[int, int]]:
-    """``{camera: {track id: global id}}`` for every member track of every identity."""
+    """``{camera: {track id: global id}}`` for every member track of every identity.
+
+    Needs every member listed (``Pipeline.identities()``, not a ``recent=`` snapshot).
+    """
     final: dict[str, dict[int, int]] = {}
     for ident in identities:
+        if ident.older is not None:
+            raise ValueError(f"identity {ident.global_id} lists only its recent members ({ident.older.count} "
+                             "more not listed); final ids need identities() with every member")
         for member in ident.members:
             final.setdefault(member.camera_id, {})[member.track_id] = ident.global_id
     return final
@@ -69,6 +76,7 @@ class CameraWriter:
         self.tracks_path = out_dir / f"{camera_id}.tracks.txt"
         self._global = self.global_path.open("w")
         self._tracks = self.tracks_path.open("w")
+        self.closed = False
 
     def write(self, result: FrameResult) -> None:
         """Write one frame's boxes (global rows only for tracks that have an id)."""
@@ -80,21 +88,32 @@ class CameraWriter:
     def close(self, final_ids: Mapping[int, int] | None = None) -> None:
         """Close; rewrite the global file with ``final_ids`` (track id -> global id); sort both.
 
-        Without ``final_ids`` the global file keeps the ids as they were written.
+        Without ``final_ids`` the global file keeps the ids as they were written. Both rewrites
+        are atomic: if one fails (a full disk), that file keeps the rows written during the run
+        and the ``OSError`` is raised. Closing twice does nothing.
         """
-        self._global.close()
-        self._tracks.close()
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._global.close()
+        finally:
+            self._tracks.close()
         tracks = sorted(self.tracks_path.read_text().splitlines(keepends=True), key=_sort_key)
-        self.tracks_path.write_text("".join(tracks))
+        replace_text(self.tracks_path, "".join(tracks))
         if final_ids is None:
             rows = sorted(self.global_path.read_text().splitlines(keepends=True), key=_sort_key)
         else:
             rows = relabel(tracks, final_ids)
-        self.global_path.write_text("".join(rows))
+        replace_text(self.global_path, "".join(rows))
 
 
 def identities_json(identities: Iterable[GlobalIdentity]) -> dict[str, object]:
-    """The ``identities.json`` content: ``{"identities": {gid: {...}}, "count": n}``."""
+    """The ``identities.json`` content: ``{"identities": {gid: {...}}, "count": n}``.
+
+    Give it every member (``Pipeline.identities()``); from a snapshot of recent members only
+    (``identities(recent=k)``) the tracks not listed are counted in ``"tracks_not_listed"``.
+    """
     out: dict[str, object] = {}
     for ident in identities:
         out[str(ident.global_id)] = {
@@ -105,18 +124,20 @@ def identities_json(identities: Iterable[GlobalIdentity]) -> dict[str, object]:
             "last_seen": _seen(ident, first=False),
             "clip_count": ident.clip_count,
         }
+        if ident.older is not None:
+            out[str(ident.global_id)]["tracks_not_listed"] = ident.older.count
     return {"count": len(out), "identities": out}
 
 
 def _seen(ident: GlobalIdentity, first: bool) -> dict[str, object]:
     """When and where the identity was first (or last) seen: camera, frame, seconds into the source."""
     if first:
-        m = min(ident.members, key=lambda m: (m.first_time_s, m.first_frame))
+        m = ident.first_member
         return {"camera": m.camera_id, "frame": m.first_frame, "time_s": round(m.first_time_s, 3)}
-    m = max(ident.members, key=lambda m: (m.last_time_s, m.last_frame))
+    m = ident.last_member
     return {"camera": m.camera_id, "frame": m.last_frame, "time_s": round(m.last_time_s, 3)}
 
 
 def write_identities(path: Path, identities: Iterable[GlobalIdentity]) -> None:
-    """Write ``identities.json``."""
-    path.write_text(json.dumps(identities_json(identities), indent=2) + "\n")
+    """Write ``identities.json`` (atomically: a failed write leaves the previous file)."""
+    replace_text(path, json.dumps(identities_json(identities), indent=2) + "\n")

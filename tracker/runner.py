@@ -65,7 +65,9 @@ class PipelineRunner:
         on_result: called on the worker thread with every ``FrameResult``; None puts results on
             ``results`` instead.
         result_queue_size: bound of ``results``.
-        open_capture, reconnect, max_frames: passed to each ``CameraReader``.
+        open_capture, max_frames: passed to each ``CameraReader``.
+        reconnect: the streams' ``ReconnectPolicy``; None builds it from ``config.connect_timeout``
+            and ``config.reconnect_limit``.
         keep_alive: keep the worker running when every source is over (or none was given), for
             sources added later with ``add_source``; only ``stop()`` ends it. False (headless): the
             worker ends once every source is over, and sources added after that are not read.
@@ -115,7 +117,9 @@ class PipelineRunner:
         return spec.camera_id
 
     def _add(self, spec: SourceSpec) -> None:
-        reader = CameraReader(spec, self.config.realtime, open_capture=self._open_capture, reconnect=self._reconnect,
+        reconnect = self._reconnect or ReconnectPolicy.from_config(self.config.connect_timeout,
+                                                                   self.config.reconnect_limit)
+        reader = CameraReader(spec, self.config.realtime, open_capture=self._open_capture, reconnect=reconnect,
                               max_frames=self._max_frames)
         with self._lock:
             self._readers[spec.camera_id] = reader
@@ -142,14 +146,33 @@ class PipelineRunner:
     def paused(self) -> bool:
         return not self._running.is_set()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop readers and worker, settle every camera's tracks; waits up to ``timeout`` seconds."""
+    def stop(self, timeout: float | None = 10.0, reader_timeout: float = 5.0) -> bool:
+        """Stop readers and worker; the worker finishes its current step and settles every
+        camera's tracks. Waits up to ``timeout`` seconds in all (None: until the worker has ended),
+        and at most ``reader_timeout`` for each reader (one blocked in a stream read is left).
+
+        Returns:
+            True when the worker and every reader thread have ended. False: something is still
+            inside a blocking call; the caller must not close what the worker writes to.
+        """
         self._stop.set()
         self._running.set()
-        for reader in list(self._readers.values()):
-            reader.stop(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        def reader_wait() -> float:
+            left = remaining()
+            return reader_timeout if left is None else min(reader_timeout, left)
+
+        readers_done = all([reader.stop(reader_wait()) for reader in list(self._readers.values())])
+        while self._worker.is_alive() and (deadline is None or time.monotonic() < deadline):
+            wait = remaining()
+            self._worker.join(0.1 if wait is None else min(0.1, wait))  # short joins: signals get through
         if self._worker.is_alive():
-            self._worker.join(timeout)
+            log.error("the pipeline worker did not stop within %.0f s", timeout)
+        return readers_done and not self._worker.is_alive()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every source is over and processed (with ``keep_alive``: until stopped or

@@ -2,12 +2,20 @@
 
 A reader never raises into the pipeline: a file that is missing or unreadable, a corrupt frame,
 a file that ends or a stream that drops all become the camera's ``CameraStatus`` and message,
-and the other cameras go on. Streams and webcams reconnect with exponential backoff.
+and the other cameras go on.
+
+Streams and webcams (``ReconnectPolicy``): one that has never delivered a frame is an ``error``
+after ``connect_timeout_s`` (default 30 s: nothing listens, a wrong URL or webcam index); one that
+worked and dropped reconnects with exponential backoff for as long as it takes (a camera that
+reboots comes back), or ``max_attempts`` times when a limit is set. OpenCV's and FFmpeg's own
+console messages are silenced (``quiet_opencv``); each attempt is one log line of ours instead.
+Set ``OPENCV_LOG_LEVEL`` / ``OPENCV_FFMPEG_LOGLEVEL`` to see theirs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -15,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
+# FFmpeg reads its log level once, at the first capture the process opens: set it before any.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+import cv2  # noqa: E402
 
 from tracker.types import CameraFrame, CameraStatus
 
@@ -67,16 +77,41 @@ def parse_sources(uris: list[str], start: int = 0, taken: set[str] | None = None
 
 @dataclass(frozen=True)
 class ReconnectPolicy:
-    """Backoff for streams and webcams: ``initial_s``, doubling up to ``max_s``; give up after
-    ``max_attempts`` consecutive failures (None: never)."""
+    """Backoff for streams and webcams: ``initial_s``, doubling up to ``max_s``.
+
+    Attributes:
+        connect_timeout_s: a source that has never delivered a frame is an error after this many
+            seconds (None: keep trying forever).
+        max_attempts: a source that worked gives up after this many consecutive failed
+            reconnections (None: never, as a service watching cameras that reboot should).
+    """
 
     initial_s: float = 0.5
     max_s: float = 10.0
     max_attempts: int | None = None
+    connect_timeout_s: float | None = 30.0
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout_s is not None and self.connect_timeout_s <= 0:
+            raise ValueError(f"connect timeout must be > 0 seconds, got {self.connect_timeout_s}")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError(f"reconnection limit must be >= 1, got {self.max_attempts}")
+
+    @classmethod
+    def from_config(cls, connect_timeout: float, reconnect_limit: int) -> ReconnectPolicy:
+        """From ``--connect-timeout`` and ``--reconnect-limit`` (0 means no limit for both)."""
+        return cls(connect_timeout_s=connect_timeout or None, max_attempts=reconnect_limit or None)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before reconnection ``attempt`` (1-based)."""
         return min(self.max_s, self.initial_s * 2 ** (attempt - 1))
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's console messages (unless the user set ``OPENCV_LOG_LEVEL``); FFmpeg's are
+    silenced when this module is imported (``OPENCV_FFMPEG_LOGLEVEL``, unless the user set it)."""
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _open_capture(uri: str) -> Any:
@@ -114,23 +149,31 @@ class CameraReader:
         self.total_frames = 0
         self.fps = 0.0
         self._frame_index = 0
+        self._started_at = 0.0
         self._stop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
         self._thread = threading.Thread(target=self._run, name=f"reader-{spec.camera_id}", daemon=True)
+        quiet_opencv()
 
     # -- control -------------------------------------------------------------------------------
     def start(self) -> None:
+        self._started_at = time.monotonic()
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop reading and wait for the thread."""
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        """Stop reading and wait for the thread (``timeout`` seconds, None: until it ends).
+
+        Returns:
+            True if the thread has ended (False: it is still inside a blocking read).
+        """
         self._stop.set()
         self._resume.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self.status in (CameraStatus.OPENING, CameraStatus.RUNNING, CameraStatus.RECONNECTING):
             self._set(CameraStatus.STOPPED, "stopped")
+        return not self._thread.is_alive()
 
     def pause(self, paused: bool) -> None:
         """Files stop decoding while paused; live sources keep reading (and dropping) to stay connected."""
@@ -175,6 +218,10 @@ class CameraReader:
 
     def _run_file(self) -> None:
         path = Path(self.spec.uri).expanduser()
+        if path.is_dir():
+            self._set(CameraStatus.ERROR, f"{path} is a folder; expected a video file (give each video as its "
+                                          "own --source)")
+            return
         if not path.is_file():
             self._set(CameraStatus.ERROR, f"file not found: {path} (expected a video file)")
             return
@@ -196,14 +243,14 @@ class CameraReader:
                     self._set(CameraStatus.ENDED, f"stopped after {self.max_frames} frames (--max-frames)")
                     return
                 if ok:
+                    self.dropped += bad  # unreadable frames followed by a good one were corrupt frames
                     bad = 0
                     self._pace(started)
                     self._push(frame)
                 elif self._frame_index <= self.total_frames and bad < self.max_bad_frames:
-                    bad += 1  # a corrupt frame inside the file: skip it, keep the numbering
-                    self.dropped += 1
+                    bad += 1  # skip it, keep the numbering; counted as dropped once a good frame follows
                 else:
-                    self._set(CameraStatus.ENDED, f"end of file after {self.frames_read} frames")
+                    self._end_of_file(self._frame_index - 1 - bad)
                     return
                 if not self._resume.is_set():  # paused: real-time pacing restarts from here
                     waited = time.monotonic()
@@ -212,6 +259,15 @@ class CameraReader:
                 ok, frame = capture.read()
         finally:
             capture.release()
+
+    def _end_of_file(self, last_frame: int) -> None:
+        """Ended after frame ``last_frame``. Unreadable frames at the end are not counted as drops:
+        a truncated file (header longer than its data) gets its real length as ``total_frames``."""
+        message = f"end of file after {self.frames_read} frames"
+        if last_frame < self.total_frames:
+            message += f" (its header announced {self.total_frames}: a truncated file?)"
+            self.total_frames = last_frame
+        self._set(CameraStatus.ENDED, message)
 
     def _probe(self, capture: Any) -> None:
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -246,6 +302,7 @@ class CameraReader:
 
     def _run_live(self) -> None:
         attempt = 0
+        what = "webcam" if self.spec.kind == "webcam" else "stream"
         while not self._stop.is_set():
             capture = self._open(self.spec.uri)
             try:
@@ -258,13 +315,21 @@ class CameraReader:
             if self._stop.is_set():
                 return
             attempt += 1
+            timeout = self.reconnect.connect_timeout_s
+            if not self.frames_read and timeout is not None and time.monotonic() - self._started_at >= timeout:
+                self._set(CameraStatus.ERROR, f"no frame from {what} {self.spec.uri} within {timeout:g} s ({attempt} "
+                                              "attempts): nothing there, or a wrong URL or index (--connect-timeout)")
+                return
             limit = self.reconnect.max_attempts
-            if limit is not None and attempt > limit:
-                self._set(CameraStatus.ERROR, f"cannot reach {self.spec.uri}: gave up after {limit} reconnection "
-                                              "attempts")
+            if self.frames_read and limit is not None and attempt > limit:
+                self._set(CameraStatus.ERROR, f"{what} {self.spec.uri} dropped; gave up after {limit} reconnection "
+                                              "attempts (--reconnect-limit)")
                 return
             delay = self.reconnect.delay(attempt)
-            self._set(CameraStatus.RECONNECTING, f"no frames from {self.spec.uri}; retry {attempt} in {delay:.1f}s")
+            if timeout is not None and not self.frames_read:  # do not sleep past the connect deadline
+                delay = max(0.0, min(delay, self._started_at + timeout - time.monotonic()))
+            verb = "cannot open" if not self.frames_read else "lost"
+            self._set(CameraStatus.RECONNECTING, f"{verb} {what} {self.spec.uri}; retry {attempt} in {delay:.1f}s")
             self._stop.wait(delay)
 
     def _read_live(self, capture: Any, attempt: int) -> int:
