@@ -30,19 +30,30 @@ Rules (README "Global identities" documents them for users, with the figures beh
    camera (beyond the tolerance), the later joiner leaves and is matched again.
    Boxes already reported keep the id they had (the headless MOT files are relabelled with
    the final ids when they are closed: ``tracker/outputs.py``).
+
+Memory stays flat over long runs: an ended member track is folded into its identity's gallery
+row at once, and its record is archived (``tracker.archive``: a fixed-size row, spilled to a
+scratch file) as soon as nothing live can refer to it: it has left the recent-frames window of its
+camera, no live track was seen together with it, and no live track counts it as a lost
+predecessor. An identity keeps its live and not yet archived members, a summary of the archived
+ones (count, clips, cameras, first and last seen) and its last ``recent_members`` archived records;
+``identities()`` merges the archive back in join order, so the output is what it would be if
+nothing had been archived.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from tracker.archive import MemberArchive
 from tracker.config import DEFAULT_MATCH_THRESHOLD
 from tracker.gallery import IdentityGallery
 from tracker.signatures import Signature
-from tracker.types import GlobalIdentity, TrackMember
+from tracker.types import GlobalIdentity, MemberSummary, TrackMember
 
 TrackKey = tuple[str, int]
 _FORBIDDEN = 1e6
@@ -50,6 +61,7 @@ _RECENT_FRAMES = 256  # per camera: observations of a frame may arrive in any or
 # A lost person walks about one body height per second; boxes jitter by about half a height.
 _LINK_HEIGHTS_PER_S = 1.0
 _LINK_HEIGHTS_BASE = 0.5
+RECENT_MEMBERS = 8  # archived member records an identity keeps for snapshots (identities(recent=...))
 
 
 @dataclass
@@ -77,7 +89,26 @@ class _Track:
 @dataclass
 class _Identity:
     global_id: int
-    members: list[TrackKey] = field(default_factory=list)
+    members: list[TrackKey] = field(default_factory=list)  # live and not yet archived
+    archived: int = 0  # members archived (tracker.archive)
+    archived_clips: int = 0
+    cameras: dict[str, None] = field(default_factory=dict)  # of the archived members, in order
+    first: TrackMember | None = None  # the archived member seen first, and last
+    last: TrackMember | None = None
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_MEMBERS))  # (join order, member)
+
+    def archive(self, join_order: int, member: TrackMember) -> None:
+        """Fold an archived member into the summary."""
+        self.archived += 1
+        self.archived_clips += member.clip_count
+        self.cameras.setdefault(member.camera_id)
+        if self.first is None or (member.first_time_s, member.first_frame) < (self.first.first_time_s,
+                                                                              self.first.first_frame):
+            self.first = member
+        if self.last is None or (member.last_time_s, member.last_frame) > (self.last.last_time_s,
+                                                                           self.last.last_frame):
+            self.last = member
+        self.recent.append((join_order, member))
 
 
 def _box(xyxy) -> tuple[float, float, float] | None:
@@ -128,6 +159,9 @@ class IdentityMatcher:
         self._live_signatures: dict[int, list[Signature]] | None = None  # cached, see _live_by_identity()
         self._next_global_id = 1
         self._joins = 0
+        self._in_recent: dict[TrackKey, int] = {}  # frames of the recent window each track is in
+        self._settled: dict[TrackKey, None] = {}  # ended members not archived yet
+        self._archive = MemberArchive()
 
     # -- feeding -------------------------------------------------------------------------------
     def observe(self, camera_id: str, track_id: int, frame_index: int, time_s: float = 0.0,
@@ -137,6 +171,8 @@ class IdentityMatcher:
         track = self._tracks.get(key)
         box = _box(xyxy)
         if track is None:
+            if self._archive.global_id(*key) is not None:
+                return  # ended and archived
             track = self._tracks[key] = self._live[key] = _Track(key, frame_index, frame_index, time_s, time_s,
                                                                  Signature.empty(self.feature_dim), box, box)
         elif track.settled:
@@ -169,19 +205,52 @@ class IdentityMatcher:
     def global_id(self, camera_id: str, track_id: int) -> int:
         """The track's global id, 0 while it has none."""
         track = self._tracks.get((camera_id, int(track_id)))
-        return 0 if track is None else track.global_id
+        if track is None:
+            return self._archive.global_id(camera_id, int(track_id)) or 0
+        return track.global_id
 
     def clip_counts(self) -> dict[TrackKey, int]:
         """Clips in each live track's signature."""
         return {k: t.signature.count for k, t in self._live.items()}
 
-    def identities(self) -> list[GlobalIdentity]:
-        """Every identity with its members (no thumbnails), by global id."""
+    def bookkeeping(self) -> dict[str, int]:
+        """Records held, for soak tests: tracks (live and ended), co-visibility pairs, recent-frame
+        entries, identities and the member entries of their lists."""
+        return {"matcher_tracks": len(self._tracks), "matcher_live": len(self._live),
+                "covisible_pairs": sum(len(v) for v in self._together.values()),
+                "recent_entries": sum(len(keys) for frames in self._recent.values() for keys in frames.values()),
+                "identities": len(self._identities),
+                "identity_members": sum(len(i.members) + len(i.recent) for i in self._identities.values()),
+                "archived_tracks": len(self._archive), "archive_rows_in_memory": self._archive.rows_in_memory}
+
+    def identities(self, recent: int | None = None) -> list[GlobalIdentity]:
+        """Every identity with its members (no thumbnails), by global id.
+
+        Args:
+            recent: None lists every member track (the archive is read back: what
+                ``identities.json`` needs); a number lists at most that many of the latest archived
+                members besides the unarchived ones and summarises the others in
+                ``GlobalIdentity.older`` (cheap: for a viewer refreshing often).
+        """
+        archived = self._archive.by_identity() if recent is None else {}
         out = []
         for gid in sorted(self._identities):
             ident = self._identities[gid]
-            members = tuple(self._tracks[k].member() for k in ident.members)
-            out.append(GlobalIdentity(gid, members, sum(m.clip_count for m in members)))
+            current = [(self._tracks[k].join_order, self._tracks[k].member()) for k in ident.members]
+            if recent is None:
+                listed = sorted(archived.get(gid, []) + current, key=lambda pair: pair[0])
+                members = tuple(m for _, m in listed)
+                out.append(GlobalIdentity(gid, members, sum(m.clip_count for m in members)))
+                continue
+            shown = list(ident.recent)[max(len(ident.recent) - recent, 0):] if recent > 0 else []
+            members = tuple(m for _, m in sorted(shown + current, key=lambda pair: pair[0]))
+            older = None
+            if ident.archived > len(shown):
+                clips = ident.archived_clips - sum(m.clip_count for _, m in shown)
+                older = MemberSummary(ident.archived - len(shown), clips, tuple(ident.cameras),
+                                      ident.first, ident.last)
+            out.append(GlobalIdentity(gid, members, ident.archived_clips + sum(m.clip_count for _, m in current),
+                                      older=older))
         return out
 
     def identity_signature(self, global_id: int, exclude: TrackKey | None = None) -> Signature:
@@ -202,7 +271,9 @@ class IdentityMatcher:
         self._revise()
         pending = [t for t in self._live.values() if not t.global_id and t.signature.count >= self.min_clips]
         self._assign(pending)
-        return self._settle_ended()
+        ended = self._settle_ended()
+        self._archive_unreferenced()
+        return ended
 
     def _conflicts(self, track: _Track) -> bool:
         """A member that joined earlier, or has ended, overlaps this one in the same camera."""
@@ -223,8 +294,14 @@ class IdentityMatcher:
             count = self._together.setdefault(key, {}).get(other, 0) + 1
             self._together[key][other] = self._together.setdefault(other, {})[key] = count
         seen.append(key)
+        self._in_recent[key] = self._in_recent.get(key, 0) + 1
         while len(frames) > _RECENT_FRAMES:  # frames arrive in order: the first inserted is the oldest
-            del frames[next(iter(frames))]
+            for old in frames.pop(next(iter(frames))):
+                left = self._in_recent[old] - 1
+                if left:
+                    self._in_recent[old] = left
+                else:
+                    del self._in_recent[old]
 
     def _covisible(self, a: TrackKey, b: TrackKey) -> bool:
         """Seen together in one camera in more than ``covisible_frames`` frames."""
@@ -324,7 +401,8 @@ class IdentityMatcher:
             best = int(np.argmax(passing)) if len(passing) else 0
             if not len(passing) or passing[best] == -np.inf:
                 continue
-            alone = self._identities[current].members == [track.key]
+            ident = self._identities[current]
+            alone = ident.members == [track.key] and not ident.archived
             if not alone and sims[best] < sims[here] + self.revise_margin:
                 continue
             self._leave(track)
@@ -349,7 +427,7 @@ class IdentityMatcher:
         ident.members.remove(track.key)
         track.global_id = 0
         self._live_signatures = None
-        if not ident.members:
+        if not ident.members and not ident.archived:
             del self._identities[ident.global_id]  # retired; its id is never reused
             self._gallery.remove(ident.global_id)
 
@@ -365,11 +443,39 @@ class IdentityMatcher:
                 self._gallery.fold(track.global_id, track.signature)
                 track.settled = True  # its signature now lives in the gallery
                 track.signature = Signature(np.zeros(0), track.signature.count)  # keep the count only
+                self._settled[key] = None
             else:
                 del self._tracks[key]  # never identified: nothing to keep
-                for other in self._together.pop(key, {}):
-                    self._together.get(other, {}).pop(key, None)
+                self._forget_pairs(key)
         return ended
+
+    def _archive_unreferenced(self) -> None:
+        """Archive the settled members nothing live can refer to (module docstring, last part)."""
+        ready = [key for key in self._settled if key not in self._in_recent
+                 and not any(other in self._live for other in self._together.get(key, ()))]
+        if not ready:
+            return
+        predecessors = {k for t in self._live.values() for k in (t.predecessors or ())}
+        for key in ready:
+            if key in predecessors:
+                continue
+            track = self._tracks.pop(key)
+            del self._settled[key]
+            member = track.member()
+            ident = self._identities[track.global_id]
+            ident.members.remove(key)
+            ident.archive(track.join_order, member)
+            self._archive.add(member, track.global_id, track.join_order)
+            self._forget_pairs(key)  # its partners have all ended too
+
+    def _forget_pairs(self, key: TrackKey) -> None:
+        """Drop the track's co-visibility counts, both ways."""
+        for other in self._together.pop(key, {}):
+            partners = self._together.get(other)
+            if partners is not None:
+                partners.pop(key, None)
+                if not partners:
+                    del self._together[other]
 
 
 def matcher_from_config(config, feature_dim: int) -> IdentityMatcher:

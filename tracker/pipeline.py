@@ -34,6 +34,7 @@ OSNET_REID = "weights/osnet_x0_25_msmt17.onnx"  # in the assets: --reid osnet
 BUNDLED_STA = Path(__file__).resolve().parents[1] / "export" / "models" / "sta_osnet_x0_25_mars_dap.onnx"
 STAGES = ("decode", "detect", "track", "crop", "embed", "match")
 GREY = (160, 160, 160)
+THUMBNAIL_HEIGHT = 128  # identities keep their best crop at most this high (a viewer shows 80 px)
 
 
 def colour_for(global_id: int) -> tuple[int, int, int]:
@@ -236,7 +237,7 @@ class Pipeline:
 
     def _offer_thumbnail(self, gid: int, image: np.ndarray | None, score: float) -> None:
         if image is not None and score > self._thumbnails.get(gid, (-1.0, None))[0]:
-            self._thumbnails[gid] = (score, image)
+            self._thumbnails[gid] = (score, _small(image))
 
     def _result(self, frame: CameraFrame, boxes: Detections, ended: dict[tuple[str, int], int]) -> FrameResult:
         gids = np.array([self.matcher.global_id(frame.camera_id, int(t)) for t in boxes.track_id], np.int64)
@@ -248,18 +249,47 @@ class Pipeline:
             ended_tracks={tid: gid for (cam, tid), gid in ended.items() if cam == frame.camera_id},
             captured_at=frame.captured_at, latency_s=max(0.0, now - frame.captured_at) if frame.captured_at else 0.0)
 
+    def bookkeeping(self) -> dict[str, int]:
+        """Records held per track and identity, summed over the cameras (soak tests watch these)."""
+        counts = dict(self.matcher.bookkeeping())
+        counts["thumbnails"] = len(self._thumbnails)
+        counts["clip_states"] = sum(len(c.clips.track_ids) for c in self._cameras.values())
+        counts["camera_tracks"] = sum(len(c.last_step) for c in self._cameras.values())
+        for camera in self._cameras.values():
+            for name, value in getattr(camera.tracker, "bookkeeping", dict)().items():
+                counts[name] = counts.get(name, 0) + value
+        return counts
+
     # -- identities ----------------------------------------------------------------------------
-    def identities(self) -> list[GlobalIdentity]:
-        """Every global identity with its members, best thumbnail (BGR) and colour."""
+    def identities(self, recent: int | None = None) -> list[GlobalIdentity]:
+        """Every global identity with its members, best thumbnail (BGR) and colour.
+
+        Args:
+            recent: None lists every member track (for ``identities.json`` and the final MOT
+                ids: reads the archive of ended tracks back); a number lists only the latest
+                ``recent`` ended members of each identity and summarises the rest
+                (``GlobalIdentity.older``), at a cost that does not grow with the run (for viewers).
+        """
         best = dict(self._thumbnails)
         for camera_id, camera in self._cameras.items():
             for track_id in camera.last_step:
                 gid = self.matcher.global_id(camera_id, track_id)
                 image, score = camera.clips.thumbnail(track_id)
                 if gid and image is not None and score > best.get(gid, (-1.0, None))[0]:
-                    best[gid] = (score, image)
+                    best[gid] = (score, _small(image))
         return [replace(ident, thumbnail=best.get(ident.global_id, (0, None))[1], colour=colour_for(ident.global_id))
-                for ident in self.matcher.identities()]
+                for ident in self.matcher.identities(recent)]
+
+
+def _small(image: np.ndarray) -> np.ndarray:
+    """The crop at most ``THUMBNAIL_HEIGHT`` high (aspect kept)."""
+    height, width = image.shape[:2]
+    if height <= THUMBNAIL_HEIGHT:
+        return image
+    import cv2
+
+    size = (max(1, round(width * THUMBNAIL_HEIGHT / height)), THUMBNAIL_HEIGHT)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def build_pipeline(config: TrackerConfig, embedder: Embedder | None = None,

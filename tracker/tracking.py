@@ -18,6 +18,9 @@ from tracker.detector import import_ultralytics
 from tracker.types import Detections
 
 
+REMOVED_KEPT = 64  # removed Ultralytics tracks kept (its own cap is 1,000 a camera, ~1.2 KB each)
+
+
 class _BoxesView:
     """The slice of Ultralytics' ``Boxes`` API its trackers use, over plain numpy arrays."""
 
@@ -89,6 +92,7 @@ class CameraTracker:
         view = _BoxesView(detections.xyxy, detections.confidence)
         rows = self._tracker.update(view, frame)
         if len(rows) == 0:
+            self._forget_removed()
             return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
         rows = np.asarray(rows)
         index = rows[:, -1].astype(np.int64)  # the detection each track matched
@@ -96,7 +100,21 @@ class CameraTracker:
         self._forget_removed()
         return Detections(detections.xyxy[index], detections.confidence[index], ids)
 
+    def bookkeeping(self) -> dict[str, int]:
+        """Records held: id mappings and Ultralytics' tracked, lost and removed track lists."""
+        return {"tracker_id_map": len(self._local_ids),
+                **{f"ultralytics_{name}": len(getattr(self._tracker, f"{name}_stracks", ()) or ())
+                   for name in ("tracked", "lost", "removed")}}
+
     def _forget_removed(self) -> None:
-        """Drop id mappings of tracks Ultralytics removed this frame, so the map stays bounded."""
-        for track in getattr(self._tracker, "removed_stracks_frame", ()) or ():
+        """Drop id mappings of tracks Ultralytics removed this frame, so the map stays bounded, and
+        trim Ultralytics' removed-track history (it keeps 1,000, each with its Kalman state)."""
+        latest = getattr(self._tracker, "removed_stracks_frame", ()) or ()
+        for track in latest:
             self._local_ids.pop(int(track.track_id), None)
+        removed = getattr(self._tracker, "removed_stracks", None)
+        keep = max(REMOVED_KEPT, len(latest))  # this frame's removals are the last ones: always kept
+        if isinstance(removed, list) and len(removed) > keep:
+            # Ultralytics drops lost tracks found in this list at the next update (the ones removed
+            # this frame); older entries only repeat tracks that are gone from every other list.
+            self._tracker.removed_stracks = removed[-keep:]

@@ -152,15 +152,36 @@ class TrackMember:
 
 
 @dataclass(frozen=True)
+class MemberSummary:
+    """The member tracks of an identity that a snapshot does not list one by one.
+
+    Attributes:
+        count: how many tracks.
+        clip_count: their clips.
+        cameras: the cameras they were seen in.
+        first: the one seen first (earliest ``first_time_s``).
+        last: the one seen last (latest ``last_time_s``).
+    """
+
+    count: int
+    clip_count: int
+    cameras: tuple[str, ...]
+    first: TrackMember
+    last: TrackMember
+
+
+@dataclass(frozen=True)
 class GlobalIdentity:
     """A person across cameras: a global id and the per-camera tracks it covers.
 
     Attributes:
         global_id: positive id, never reused.
-        members: the tracks it covers, in order of joining.
-        clip_count: clips behind its signature.
+        members: the tracks it covers, in order of joining (in a snapshot of recent members only,
+            the latest ones; ``older`` summarises the rest).
+        clip_count: clips behind its signature (all members).
         thumbnail: best crop seen, ``(H, W, 3)`` uint8 BGR, or None.
         colour: its BGR drawing colour.
+        older: members not listed in ``members`` (None: every member is listed).
     """
 
     global_id: int
@@ -168,21 +189,40 @@ class GlobalIdentity:
     clip_count: int
     thumbnail: np.ndarray | None = None
     colour: tuple[int, int, int] = (128, 128, 128)
+    older: MemberSummary | None = None
+
+    @property
+    def track_count(self) -> int:
+        """Member tracks, listed or not."""
+        return len(self.members) + (self.older.count if self.older else 0)
 
     @property
     def cameras(self) -> tuple[str, ...]:
         """Cameras it was seen in, in order of first appearance."""
-        return tuple(dict.fromkeys(m.camera_id for m in self.members))
+        older = self.older.cameras if self.older else ()
+        return tuple(dict.fromkeys([*older, *(m.camera_id for m in self.members)]))
+
+    @property
+    def first_member(self) -> TrackMember:
+        """The member track seen first (listed or not)."""
+        candidates = [*self.members, *([self.older.first] if self.older else [])]
+        return min(candidates, key=lambda m: (m.first_time_s, m.first_frame))
+
+    @property
+    def last_member(self) -> TrackMember:
+        """The member track seen last (listed or not)."""
+        candidates = [*self.members, *([self.older.last] if self.older else [])]
+        return max(candidates, key=lambda m: (m.last_time_s, m.last_frame))
 
     @property
     def first_seen_s(self) -> float:
         """Earliest source time over its members, seconds."""
-        return min(m.first_time_s for m in self.members)
+        return self.first_member.first_time_s
 
     @property
     def last_seen_s(self) -> float:
         """Latest source time over its members, seconds."""
-        return max(m.last_time_s for m in self.members)
+        return self.last_member.last_time_s
 
 
 class CameraStatus(str, Enum):
