@@ -79,11 +79,18 @@ class CameraWriter:
         self.closed = False
 
     def write(self, result: FrameResult) -> None:
-        """Write one frame's boxes (global rows only for tracks that have an id)."""
+        """Write one frame's boxes (global rows only for tracks that have an id) and flush them, so
+        a killed run leaves every processed frame on disk and a full disk is noticed at once.
+
+        Raises:
+            OSError: the write failed (a full disk).
+        """
         for xyxy, conf, track_id, gid in zip(result.xyxy, result.confidence, result.track_id, result.global_id):
             self._tracks.write(mot_row(result.frame_index, int(track_id), xyxy, conf))
             if gid:
                 self._global.write(mot_row(result.frame_index, int(gid), xyxy, conf))
+        self._tracks.flush()
+        self._global.flush()
 
     def close(self, final_ids: Mapping[int, int] | None = None) -> None:
         """Close; rewrite the global file with ``final_ids`` (track id -> global id); sort both.
