@@ -34,6 +34,10 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
+class NotAClipModel(ValueError):
+    """The file is not an STA clip export (no ``raw_feature`` / ``bn_feature`` outputs)."""
+
+
 def _check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -59,11 +63,12 @@ class OnnxClipEmbedder:
         _check_batch_size(batch_size)
         self.path = Path(path)
         self.session = create_session(self.path, providers, threads, what="STA ONNX export")
-        props = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = ExportMetadata.from_props(props, source=str(self.path))
         outputs = [o.name for o in self.session.get_outputs()]
         if "raw_feature" not in outputs or "bn_feature" not in outputs:
-            raise ValueError(f"{self.path} must have outputs raw_feature and bn_feature, has {outputs}")
+            raise NotAClipModel(f"{self.path} is not an STA clip export: it must have outputs raw_feature and "
+                                f"bn_feature, has {outputs}")
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = ExportMetadata.from_props(props, source=str(self.path))
         self._input = self.session.get_inputs()[0].name
         self.batch_size = batch_size
         self.input_size = (self.metadata.input_height, self.metadata.input_width)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 
 TRACKER_TYPES = ("bytetrack", "botsort")
 GMC_METHODS = ("none", "sparseOptFlow", "orb", "sift", "ecc")
+# colour order + normalisation of a per-image re-ID model (export.onnx_embedder.INPUT_FORMATS)
+REID_INPUTS = ("rgb-imagenet", "bgr-imagenet", "rgb-255", "bgr-255")
 
 # Defaults chosen on the real material; README "Choosing the thresholds" says how.
 DEFAULT_MATCH_THRESHOLD = 0.88
@@ -28,7 +30,10 @@ class TrackerConfig:
             None = the bundled ``weights/yolov8n_coco_int8.onnx``.
         reid: re-ID ONNX model; None = the bundled trained STA-OSNet clip model, "osnet" = the OSNet
             x0.25 image model in the assets. A file whose input is
-            ``[B, T, H, W, 3]`` or ``[B, T, 3, H, W]`` is taken as an STA clip export.
+            ``raw_feature`` and ``bn_feature`` outputs is an STA clip export (``mcreid-export``);
+            any other is checked as a per-image person re-ID model ``[B or 1, 3, H, W] -> (B, D)``.
+        reid_input: a per-image re-ID model's colour order and normalisation, one of
+            ``REID_INPUTS``; None: the model's ``mcreid.input_format`` metadata, else rgb-imagenet.
         imgsz: detector input size in pixels.
         det_conf: detector confidence floor (ByteTrack's second stage wants low-score boxes).
         det_iou: detector NMS IoU (Ultralytics' ``iou``): of two person boxes overlapping more than
@@ -64,6 +69,7 @@ class TrackerConfig:
 
     detector: str | None = None
     reid: str | None = None
+    reid_input: str | None = None
     imgsz: int = 640
     det_conf: float = 0.1
     det_iou: float = 0.5
@@ -97,6 +103,8 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         if self.tracker_type not in TRACKER_TYPES:
             raise ValueError(f"unknown tracker_type {self.tracker_type!r}; choose one of {', '.join(TRACKER_TYPES)}")
+        if self.reid_input is not None and self.reid_input not in REID_INPUTS:
+            raise ValueError(f"unknown reid_input {self.reid_input!r}; choose one of {', '.join(REID_INPUTS)}")
         if self.gmc_method not in GMC_METHODS:
             raise ValueError(f"unknown gmc_method {self.gmc_method!r}; choose one of {', '.join(GMC_METHODS)}")
         _check_range("imgsz", self.imgsz, 32, 4096)
@@ -150,6 +158,8 @@ _HELP = {
     "detector": "detector weights (.pt, .onnx, .engine, OpenVINO folder); default: bundled yolov8n_coco_int8.onnx",
     "reid": "re-ID ONNX model (STA clip export or image model), or 'osnet' for the OSNet x0.25 image model; "
             "default: the bundled STA-OSNet clip model (export/models)",
+    "reid_input": "per-image re-ID model input: rgb-imagenet (torchreid, OSNet), bgr-255 (OpenVINO Open Model "
+                  "Zoo), bgr-imagenet, rgb-255; default: the model's mcreid.input_format metadata, else rgb-imagenet",
     "imgsz": "detector input size",
     "det_conf": "detector confidence floor",
     "det_iou": "detector NMS IoU: the weaker of two boxes overlapping more than this is dropped",
@@ -187,7 +197,7 @@ _HELP = {
 
 # Flags that differ from the field name (``--match-thresh`` would be too close to ``--match-threshold``).
 _FLAGS = {"tracker_type": "--tracker", "match_thresh": "--track-match-thresh"}
-_CHOICES = {"tracker_type": TRACKER_TYPES, "gmc_method": GMC_METHODS}
+_CHOICES = {"tracker_type": TRACKER_TYPES, "gmc_method": GMC_METHODS, "reid_input": REID_INPUTS}
 
 
 def add_tracker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

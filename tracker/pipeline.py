@@ -46,16 +46,20 @@ def colour_for(global_id: int) -> tuple[int, int, int]:
     return (int(b * 255), int(g * 255), int(r * 255))
 
 
-def build_embedder(reid: str | None) -> Embedder:
+def build_embedder(reid: str | None, reid_input: str | None = None) -> Embedder:
     """The re-ID embedder: the bundled trained STA clip model (default), ``"osnet"`` for the OSNet
     x0.25 image model in the assets, or any STA export / per-image re-ID ONNX file.
 
+    ``reid_input`` is a per-image model's colour order and normalisation
+    (``export.onnx_embedder.INPUT_FORMATS``; None: the model's metadata, else ``rgb-imagenet``).
+
     Raises:
         FileNotFoundError: the given model (or the bundled one) is missing.
+        ValueError: the model is not a re-ID model this tracker can run (one line saying why).
         ImportError: onnxruntime is not installed.
     """
     try:
-        from export.onnx_embedder import OnnxClipEmbedder, OnnxImageEmbedder
+        from export.onnx_embedder import NotAClipModel, OnnxClipEmbedder, OnnxImageEmbedder
     except ImportError as exc:
         raise ImportError(f"the re-ID embedders need onnxruntime: pip install -e '.[onnx]' ({exc})") from exc
     if reid is None:
@@ -68,7 +72,7 @@ def build_embedder(reid: str | None) -> Embedder:
     if reid == "osnet":
         path = asset_path(OSNET_REID, "the OSNet x0.25 re-ID model (ONNX)", "or pass --reid MODEL.onnx")
         log.info("re-ID: the OSNet x0.25 *image* model (%s), frame features averaged per clip", path)
-        return OnnxImageEmbedder(path)
+        return OnnxImageEmbedder(path, input_format=reid_input)
     path = Path(reid).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"re-ID model not found: {path}; expected an .onnx file (an STA export from "
@@ -76,9 +80,9 @@ def build_embedder(reid: str | None) -> Embedder:
     try:
         embedder = OnnxClipEmbedder(path)
         log.info("re-ID: STA clip model %s", path)
-    except ValueError:  # no STA outputs/metadata: a per-image model
-        embedder = OnnxImageEmbedder(path)
-        log.info("re-ID: per-image model %s, frame features averaged per clip", path)
+    except NotAClipModel:  # no STA outputs: a per-image model (or the wrong kind, which it reports)
+        embedder = OnnxImageEmbedder(path, input_format=reid_input)
+        log.info("re-ID: per-image model %s (%s), frame features averaged per clip", path, embedder.input_format)
     return embedder
 
 
@@ -295,7 +299,7 @@ def _small(image: np.ndarray) -> np.ndarray:
 def build_pipeline(config: TrackerConfig, embedder: Embedder | None = None,
                    detector: Detector | None = None) -> Pipeline:
     """A ``Pipeline`` with the configured YOLO detector and re-ID embedder (loaded now, errors raised now)."""
-    embedder = embedder or build_embedder(config.reid)
+    embedder = embedder or build_embedder(config.reid, config.reid_input)
     detector = detector or YoloDetector(config.detector, config.imgsz, config.det_conf, config.device,
                                         config.batch_detect, config.det_iou)
     return Pipeline(config, detector, embedder)

@@ -47,3 +47,28 @@ def test_the_bundled_model_is_package_data_so_a_wheel_ships_it():
     assert any(fnmatch.fnmatch(inside, g) for g in globs), f"{inside} is not in export's package-data {globs}"
     card = (BUNDLED_STA.parent / "MODEL_CARD.md").relative_to(root / "export").as_posix()
     assert any(fnmatch.fnmatch(card, g) for g in globs)
+
+
+def test_reid_input_choices_are_the_embedders_formats():
+    from export.onnx_embedder import INPUT_FORMATS
+    from tracker.config import REID_INPUTS, TrackerConfig
+
+    assert REID_INPUTS == INPUT_FORMATS
+    with pytest.raises(ValueError, match="unknown reid_input 'yuv'"):
+        TrackerConfig(reid_input="yuv")
+
+
+def test_a_broken_clip_export_reports_its_own_problem_not_the_image_models(tmp_path):
+    import onnx
+
+    from export.onnx_embedder import OnnxClipEmbedder
+
+    model = onnx.load(str(BUNDLED_STA))
+    del model.metadata_props[:]  # the STA outputs are there, its metadata is gone
+    broken = tmp_path / "broken_sta.onnx"
+    onnx.save(model, str(broken))
+    with pytest.raises(ValueError) as info:
+        build_embedder(str(broken))
+    assert "metadata" in str(info.value) and "looks like" not in str(info.value)  # not the image model's check
+    with pytest.raises(ValueError):
+        OnnxClipEmbedder(broken)
