@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Sequence
 
 from mcreid.logs import setup_logging
 from tracker.config import add_tracker_arguments, config_from_args
+from tracker.shutdown import StopSignals, flush_and_exit
 
 log = logging.getLogger("app")
 
@@ -121,22 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_after = args.exit_after if args.exit_after is not None else (10.0 if args.snapshot else None)
     if exit_after is not None:
         _schedule_exit(window, exit_after, args.snapshot, outcome)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):  # Python runs these on the next timer tick
-            previous[sig] = signal.signal(sig, lambda *_: window.close())
-    window.show()
-    window.start()
-    try:
-        app.exec_()
-    finally:
-        window.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # SIGINT / SIGTERM close the window the same way as its close button (Python runs the handler
+    # on the next timer tick); the exit code is then 130 / 143; a second signal exits at once.
+    with StopSignals(on_stop=window.close) as signals:
+        window.show()
+        window.start()
+        try:
+            app.exec_()
+        finally:
+            window.stop()
+    code = signals.exit_code or outcome["code"]
     if window.runner.error:
         log.error("%s", window.runner.error)
-        return 1
-    return outcome["code"]
+        code = signals.exit_code or 1
+    if window.runner.alive:  # a reader blocked in a stream read: do not let it abort the exit
+        flush_and_exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,16 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class StopSignals:
     """Turns SIGINT and SIGTERM into ``event`` while installed (main thread only).
 
+    Args:
+        on_stop: also called (in the main thread) at the first signal, e.g. to close a window.
+
     Attributes:
         event: set by the first signal (callers may also set it to stop).
         signum: the first signal received, or None.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_stop: Callable[[], object] | None = None) -> None:
+        self.on_stop = on_stop
         self.event = threading.Event()
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
@@ -66,6 +71,8 @@ class StopSignals:
         self.event.set()
         log.warning("%s: stopping after the current step; settling tracks and writing the outputs "
                     "(send it again to exit at once)", name)
+        if self.on_stop is not None:
+            self.on_stop()
 
 
 def flush_and_exit(code: int) -> None:

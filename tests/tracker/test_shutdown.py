@@ -90,3 +90,22 @@ def test_a_signal_while_models_load_exits_143_without_a_traceback(shared_data, t
         check_outputs(out, log)
     else:
         assert not list(out.glob("*.txt"))
+
+
+@pytest.mark.slow
+def test_the_viewer_closes_on_sigterm_and_exits_143(shared_data, tmp_path):
+    pytest.importorskip("PyQt5")
+    cmd = [sys.executable, "-m", "app", "--source", str(shared_data / PETS), "--imgsz", "320"]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONFAULTHANDLER="1")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "camera view001_480x360: running" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    log = "".join(lines) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, log[-3000:]
+    assert "Traceback" not in log and "Fatal Python error" not in log, log[-3000:]
+    assert "camera view001_480x360: stopped" in log
