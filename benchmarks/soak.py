@@ -18,6 +18,10 @@ slope of a least-squares line through the samples after the warm-up, per 1,000 f
 the source lines whose allocations grew most. The pipeline's record counts (``Pipeline.bookkeeping``)
 are reported at the end of the warm-up and at the end.
 
+Warm-up matters: the matcher keeps the last 256 observed frames of each camera (co-visibility and
+lost-track links), and onnxruntime's and malloc's arenas grow until every batch size was seen, so
+fit only after both have filled (``--warmup 0.4`` on a run of 2,000 steps or more).
+
     python benchmarks/soak.py synthetic --frames 20000 --json soak_synthetic.json
     python benchmarks/soak.py video --loops 6 --detect-size 320 --stride 2 --json soak_video.json
 """
