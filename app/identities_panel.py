@@ -119,6 +119,8 @@ class IdentitiesPanel(QTableWidget):
                  format_seconds(ident.last_seen_s), str(ident.clip_count))
         tip = "\n".join(f"{m.camera_id} track {m.track_id}: frames {m.first_frame}-{m.last_frame}, "
                         f"{m.clip_count} clips" for m in ident.members)
+        if ident.older is not None:
+            tip = f"{ident.older.count} earlier tracks\n" + tip
         for col, text in enumerate(texts, start=1):
             item = self.item(row, col)
             if item is None:

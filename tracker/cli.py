@@ -118,10 +118,12 @@ def run_headless(config: TrackerConfig, sources: Sequence[str], out_dir: Path, p
             closing = True
             stop.set()
         identities = runner.identities()
-        final = final_track_ids(identities)
+        # every member is listed once the worker has ended; a worker that never ended leaves a
+        # live snapshot: the files then keep the ids as they were written
+        final = final_track_ids(identities) if all(i.older is None for i in identities) else None
         for camera_id, writer in writers.items():
             try:
-                writer.close(final.get(camera_id, {}))
+                writer.close(None if final is None else final.get(camera_id, {}))
             except OSError as exc:
                 failure.append(f"cannot finish {writer.global_path}: {describe_os_error(exc)} (it keeps the rows "
                                "written during the run)")

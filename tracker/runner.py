@@ -28,6 +28,7 @@ from tracker.types import CameraFrame, CameraState, CameraStatus, FrameResult, G
 log = logging.getLogger(__name__)
 
 ResultCallback = Callable[[FrameResult], None]
+SNAPSHOT_MEMBERS = 8  # member tracks per identity in the live snapshots
 
 
 class _Stats:
@@ -202,7 +203,12 @@ class PipelineRunner:
         return states
 
     def identities(self) -> list[GlobalIdentity]:
-        """The latest identities snapshot (refreshed on the worker thread at most twice a second)."""
+        """The latest identities snapshot (refreshed on the worker thread at most twice a second).
+
+        While the worker runs, each identity lists its latest ``SNAPSHOT_MEMBERS`` member tracks
+        and summarises the others in ``GlobalIdentity.older``; once it has ended (or stopped),
+        every member is listed.
+        """
         return list(self._identities)
 
     # -- worker --------------------------------------------------------------------------------
@@ -284,9 +290,11 @@ class PipelineRunner:
                     pass
 
     def _refresh_identities(self, force: bool = False) -> None:
+        """While running: each identity's latest ``SNAPSHOT_MEMBERS`` tracks (a cost that does not
+        grow with the run); forced (the run's end): every member, for ``identities.json``."""
         now = time.monotonic()
         if force or now - self._identities_at >= 0.5:
-            self._identities = self.pipeline.identities()
+            self._identities = self.pipeline.identities(None if force else SNAPSHOT_MEMBERS)
             self._identities_at = now
 
     def _settle_finished(self) -> None:

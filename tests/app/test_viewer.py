@@ -144,7 +144,7 @@ def test_bad_sources_show_their_state_in_their_own_tile_while_the_other_plays(ma
     qtbot.waitUntil(lambda: tiles["cam3"].state.status == CameraStatus.RECONNECTING, timeout=WAIT_MS)
     assert tiles["missing"].status_text() == f"error: file not found: {missing} (expected a video file)"
     assert tiles["garbage"].status_text().startswith(f"error: cannot open {garbage}")
-    assert tiles["cam3"].status_text().startswith("reconnecting: no frames from fake://gone; retry")
+    assert tiles["cam3"].status_text().startswith("reconnecting: cannot open stream fake://gone; retry")
     for name in ("missing", "garbage", "cam3"):
         assert tiles[name].result is None
         rgb = grab_rgb(tiles[name])
