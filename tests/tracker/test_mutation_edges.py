@@ -114,3 +114,11 @@ def test_cosine_matrix_is_float32_per_row_and_scale_free():
     assert sims.dtype == np.float32 and sims.shape == (2, 2)
     np.testing.assert_allclose(sims, [[1.0, 0.8], [0.0, 0.0]], atol=1e-6)
     np.testing.assert_allclose(cosine_matrix(b, a), sims.T, atol=1e-6)
+
+
+def test_normalized_is_a_float32_unit_vector_or_float32_zeros():
+    unit = sig([3.0, 4.0]).normalized()
+    assert unit.dtype == np.float32
+    np.testing.assert_allclose(unit, [0.6, 0.8], atol=1e-7)
+    zeros = Signature.empty(3).normalized()
+    assert zeros.dtype == np.float32 and zeros.shape == (3,) and not zeros.any()
