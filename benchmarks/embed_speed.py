@@ -79,6 +79,16 @@ def build_sta(args: argparse.Namespace, workdir: Path) -> Path:
     return path
 
 
+def model_name(args: argparse.Namespace) -> str:
+    """The STA model benchmarked: the checkpoint's backbone and file, or the random-init backbone."""
+    if not args.checkpoint:
+        return f"{args.backbone} (random-init)"
+    import torch
+
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    return f"{state['model_config']['backbone']} ({Path(args.checkpoint).name})"
+
+
 def export_all(checkpoint: Path, workdir: Path, seq_len: int, size: tuple[int, int], gpu: bool,
                held_out: int) -> dict[str, Path]:
     """fp32 export once, then its int8 (dynamic, static on real PETS clips) and fp16 versions.
@@ -251,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         args.backbone_check, args.backbone_size, images, threads, args.repeats, args.warmup)
     peak = matmul_peak_gflops(threads) if rows else None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    title = (f"STA {args.backbone} {args.seq_len}x{args.height}x{args.width}, {args.clips} clips per call, "
+    title = (f"STA {model_name(args)} {args.seq_len}x{args.height}x{args.width}, {args.clips} clips per call, "
              f"{threads} threads, {os.cpu_count()} CPUs ({platform.machine()}), load average {load:.1f} at the end")
     print(title)
     for part in (rows, osnet):
