@@ -100,6 +100,7 @@ class PipelineRunner:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._busy = threading.Event()  # set while the worker gathers and processes a step
         self._worker = threading.Thread(target=self._run, name="pipeline", daemon=True)
         for spec in parse_sources(list(sources)):
             self._add(spec)
@@ -146,6 +147,11 @@ class PipelineRunner:
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
+
+    @property
+    def settled(self) -> bool:
+        """Paused and no step in flight: the results will not change until ``resume()``."""
+        return self.paused and not self._busy.is_set()
 
     def stop(self, timeout: float | None = 10.0, reader_timeout: float = 5.0) -> bool:
         """Stop readers and worker; the worker finishes its current step and settles every
@@ -232,10 +238,16 @@ class PipelineRunner:
         while not self._stop.is_set():
             if not self._running.wait(0.1):
                 continue
-            frames = self._gather()
-            if frames:
-                self._process(frames)
-            self._settle_finished()
+            self._busy.set()
+            try:
+                frames = self._gather()
+                if frames:
+                    self._process(frames)
+                    if self.paused:  # the last step before a pause: the snapshot shows its identities
+                        self._refresh_identities(force=True)
+                self._settle_finished()
+            finally:
+                self._busy.clear()
             if not frames and not self.keep_alive and self._all_finished():
                 break
 
@@ -289,12 +301,13 @@ class PipelineRunner:
                 except queue.Empty:
                     pass
 
-    def _refresh_identities(self, force: bool = False) -> None:
-        """While running: each identity's latest ``SNAPSHOT_MEMBERS`` tracks (a cost that does not
-        grow with the run); forced (the run's end): every member, for ``identities.json``."""
+    def _refresh_identities(self, force: bool = False, full: bool = False) -> None:
+        """At most twice a second unless ``force``: each identity's latest ``SNAPSHOT_MEMBERS``
+        tracks (a cost that does not grow with the run); ``full`` (the run's end): every member,
+        for ``identities.json``."""
         now = time.monotonic()
-        if force or now - self._identities_at >= 0.5:
-            self._identities = self.pipeline.identities(None if force else SNAPSHOT_MEMBERS)
+        if force or full or now - self._identities_at >= 0.5:
+            self._identities = self.pipeline.identities(None if full else SNAPSHOT_MEMBERS)
             self._identities_at = now
 
     def _settle_finished(self) -> None:
@@ -311,4 +324,4 @@ class PipelineRunner:
     def _finish(self) -> None:
         self._ended.update(self.pipeline.finish())
         self._ended.update(list(self._readers))
-        self._refresh_identities(force=True)
+        self._refresh_identities(full=True)

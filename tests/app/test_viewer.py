@@ -30,14 +30,9 @@ def identified_tile(window) -> tuple[CameraTile, int] | None:
 def settle(window, qtbot) -> None:
     """Pause and wait until the pipeline's last in-flight step was shown, so the views stop changing."""
     window.set_paused(True)
-    processed = None
-    for _ in range(100):
-        before = processed
-        processed = [s.frames_processed for s in window.runner.camera_states()]
-        if processed == before:
-            break
-        qtbot.wait(400)
+    qtbot.waitUntil(lambda: window.runner.settled, timeout=WAIT_MS)  # the step in flight has finished
     window._show_results()
+    window._refresh_identities()
 
 
 def empty_spot(tile) -> QPoint:

@@ -9,7 +9,7 @@ import pytest
 
 from export.metadata import ExportMetadata
 from export.verify import agreement
-from export.onnx_embedder import OnnxClipEmbedder
+from export.onnx_embedder import NotAClipModel, OnnxClipEmbedder
 from export.runtime import CUDA, TENSORRT, cuda_device_count
 from tests.export.conftest import H, SEQ_LEN, W
 from tests.export.helpers import tiny_image_model
@@ -50,7 +50,7 @@ def test_missing_file_and_foreign_model(tmp_path: Path) -> None:
         OnnxClipEmbedder(tmp_path / "missing.onnx")
     image_model = tmp_path / "image.onnx"
     tiny_image_model(image_model)
-    with pytest.raises(ValueError, match="mcreid metadata.*OnnxImageEmbedder"):
+    with pytest.raises(NotAClipModel, match="image.onnx is not an STA clip export.*raw_feature and bn_feature"):
         OnnxClipEmbedder(image_model)
 
 

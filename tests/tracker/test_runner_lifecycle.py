@@ -129,3 +129,41 @@ def test_fps_falls_to_zero_when_frames_stop(monkeypatch):
     clock[0] += 5.0  # the source failed or ended: nothing since
     assert stats.fps == 0.0
     assert stats.processed == 11 and stats.latency_s == 0.05
+
+
+class GatedDetector(ScriptedDetector):
+    """Blocks inside ``detect`` until ``gate`` is set: a step held in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.inside = threading.Event(), threading.Event()
+
+    def detect(self, frames):
+        self.inside.set()
+        self.gate.wait(10)
+        return super().detect(frames)
+
+
+def test_pause_is_settled_only_after_the_step_in_flight_and_its_identities_are_shown(tmp_path):
+    video = write_video(tmp_path / "walk.avi", frames=60)
+    detector = GatedDetector()
+    results = []
+    runner = PipelineRunner(CONFIG, [str(video)], pipeline=Pipeline(CONFIG, detector, ColourEmbedder()),
+                            on_result=results.append)
+    detector.gate.set()
+    runner.start()
+    wait_for(lambda: len(results) >= 12)
+    detector.gate.clear()
+    detector.inside.clear()
+    wait_for(detector.inside.is_set)  # a step is now held inside the detector
+    runner.pause()
+    time.sleep(0.3)
+    assert runner.paused and not runner.settled  # paused, but that step is still in flight
+    detector.gate.set()
+    wait_for(lambda: runner.settled)
+    last = len(results)
+    time.sleep(0.3)
+    assert len(results) == last  # nothing moves while settled
+    shown = {int(g) for g in results[-1].global_id if g}
+    assert shown and shown <= {i.global_id for i in runner.identities()}  # the snapshot has the last step's ids
+    runner.stop()
