@@ -122,3 +122,14 @@ def test_a_forgotten_partner_does_not_erase_the_pairs_of_the_live_tracks():
         m.add_feature("cam0", track, unit(1))
     m.resolve()
     assert m.global_id("cam0", 2) != m.global_id("cam0", 3)
+
+
+def test_with_the_link_on_tracks_without_boxes_match_at_the_plain_threshold():
+    m = IdentityMatcher(D, match_threshold=0.6, min_clips=1, link_seconds=2.0, link_relax=0.1)
+    for track, frames in ((1, range(1, 10)), (2, range(12, 20))):  # no xyxy: nothing to link by place
+        for f in frames:
+            m.observe("cam0", track, f, f / 10)
+        m.add_feature("cam0", track, unit(0))
+        m.end_track("cam0", track)
+        m.resolve()
+    assert m.global_id("cam0", 2) == m.global_id("cam0", 1) == 1
