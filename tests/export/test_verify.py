@@ -58,6 +58,13 @@ def test_agreement_numbers_against_a_hand_computed_case():
     assert zero.min_cosine == 0.0
 
 
+def test_short_feature_vectors_are_compared_by_angle_not_length():
+    # norms below 1 (small raw features) must not be floored: the same direction is cosine 1
+    result = agreement(np.array([[0.03, 0.04], [0.0, 0.001]]), np.array([[0.03, 0.04], [0.0, 0.002]]))
+    assert result.min_cosine == pytest.approx(1.0) and result.mean_cosine == pytest.approx(1.0)
+    assert result.max_abs_diff == pytest.approx(0.001)
+
+
 @pytest.mark.parametrize(("a", "b"), [((2, 3), (2, 4)), ((3,), (3,)), ((1, 2, 3), (1, 2, 3))])
 def test_agreement_wants_two_equal_n_by_d_arrays(a, b):
     with pytest.raises(ValueError, match=r"features must both be \(N, D\)"):
