@@ -32,3 +32,14 @@ def test_unknown_distance_lists_the_choices():
 def test_distance_matrix_defaults_to_cosine():
     q, g = np.array([[1.0, 0.0]]), np.array([[0.0, 2.0], [3.0, 0.0]])
     np.testing.assert_allclose(distance_matrix(q, g), [[1.0, 0.0]], atol=1e-6)
+
+
+def test_rank_reads_the_cmc_one_based_and_refuses_ranks_outside_it():
+    from reid_model.metrics import Scores
+
+    scores = Scores("official", np.array([0.5, 0.75, 1.0]), 0.6, 4, np.zeros(4), np.zeros(4), np.ones(4, bool))
+    assert [scores.rank(k) for k in (1, 2, 3)] == [0.5, 0.75, 1.0]
+    for k in (0, 4):
+        with pytest.raises(ValueError) as err:
+            scores.rank(k)
+        assert str(err.value) == f"rank must be in 1..3, got {k}"
