@@ -16,7 +16,7 @@ GMC_METHODS = ("none", "sparseOptFlow", "orb", "sift", "ecc")
 REID_INPUTS = ("rgb-imagenet", "bgr-imagenet", "rgb-255", "bgr-255")
 
 # Defaults chosen on the real material; README "Choosing the thresholds" says how.
-DEFAULT_MATCH_THRESHOLD = 0.88
+DEFAULT_MATCH_THRESHOLD = 0.86
 DEFAULT_LINK_SECONDS = 2.0
 DEFAULT_LINK_RELAX = 0.10
 
