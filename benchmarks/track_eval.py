@@ -38,7 +38,7 @@ from mcreid.assets import asset_path
 from mcreid.logs import setup_logging
 from tracker.cli import run_headless
 from tracker.config import TrackerConfig, add_tracker_arguments, config_from_args
-from tracker.detector import import_ultralytics, resolve_detector
+from tracker.detector import detector_weights, import_ultralytics
 from tracker.matcher_log import RecordingMatcher, replay
 from tracker.matching import matcher_from_config
 from tracker.outputs import final_track_ids, relabel
@@ -106,7 +106,7 @@ def ultralytics_track(config: TrackerConfig, video: Path, frames: int, out: Path
     import_ultralytics()
     from ultralytics import YOLO
 
-    model = YOLO(resolve_detector(config.detector), task="detect")
+    model = YOLO(detector_weights(config.detector, config.device), task="detect")
     capture = cv2.VideoCapture(str(video))
     rows, tic, done = [], time.perf_counter(), 0
     for frame_index in range(1, frames + 1):

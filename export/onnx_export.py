@@ -209,8 +209,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Export (and optionally verify); 0 on success, 1 on a bad input or a failed verification."""
+    """Export (and optionally verify); 0 on success, 1 on a bad input or a failed verification.
+
+    ``mcreid-export detector ...`` exports the detector instead (``export.detector_export``).
+    """
     from mcreid.logs import setup_logging
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["detector"]:
+        from export.detector_export import main as detector_main
+
+        return detector_main(argv[1:])
 
     args = parse_args(argv)
     setup_logging(args.verbose)

@@ -155,7 +155,8 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 
 # name -> (flag, help); the type and default come from the dataclass field.
 _HELP = {
-    "detector": "detector weights (.pt, .onnx, .engine, OpenVINO folder); default: bundled yolov8n_coco_int8.onnx",
+    "detector": "auto (default: on a CPU the OpenVINO build of the bundled YOLOv8n, made once and cached), bundled "
+                "(yolov8n_coco_int8.onnx on onnxruntime), or weights (.pt, .onnx, .engine, OpenVINO folder)",
     "reid": "re-ID ONNX model (STA clip export or image model), or 'osnet' for the OSNet x0.25 image model; "
             "default: the bundled STA-OSNet clip model (export/models)",
     "reid_input": "per-image re-ID model input: rgb-imagenet (torchreid, OSNet), bgr-255 (OpenVINO Open Model "

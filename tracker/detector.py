@@ -77,6 +77,20 @@ def resolve_detector(weights: str | None) -> str:
                             "OpenVINO folder, or an Ultralytics model name such as yolo11n.pt")
 
 
+def detector_weights(weights: str | None, device: str | None = None) -> str:
+    """What ``--detector`` names, resolved: ``auto``/None (this machine's fastest, see
+    ``tracker.detector_cache``), ``bundled`` (the YOLOv8n ONNX on onnxruntime), or weights as in
+    ``resolve_detector``.
+    """
+    from tracker.detector_cache import AUTO, BUNDLED, auto_detector
+
+    if weights in (None, AUTO):
+        return auto_detector(device, resolve_detector(None))
+    if weights == BUNDLED:
+        return resolve_detector(None)
+    return resolve_detector(weights)
+
+
 def check_onnx_detector(path: str | Path, imgsz: int | None = None) -> None:
     """Refuse an ONNX file that is not a YOLO detector before Ultralytics loads it (it would fail only
     at the first frame, with an onnxruntime traceback): input ``[B, 3, H, W]``, a 3-D output such as
@@ -89,6 +103,14 @@ def check_onnx_detector(path: str | Path, imgsz: int | None = None) -> None:
     from export.model_checks import check_detector, inspect_onnx
 
     check_detector(inspect_onnx(path, what="detector"), imgsz)
+
+
+def runtime_name(weights: str) -> str:
+    """The runtime Ultralytics picks for ``weights``, for the start-up log."""
+    name = str(weights).rstrip("/")
+    if name.endswith("_openvino_model"):
+        return "OpenVINO, int8" if "_int8_" in Path(name).name else "OpenVINO"
+    return {".onnx": "onnxruntime", ".engine": "TensorRT", ".pt": "PyTorch"}.get(Path(name).suffix, "Ultralytics")
 
 
 def detections_from_result(result: Any) -> Detections:
@@ -109,7 +131,7 @@ class YoloDetector:
     """Ultralytics YOLO restricted to the person class.
 
     Args:
-        weights: see ``resolve_detector``.
+        weights: see ``detector_weights``.
         imgsz: input size.
         conf: confidence floor.
         iou: non-maximum-suppression IoU: of two boxes overlapping more than this, the less
@@ -120,7 +142,7 @@ class YoloDetector:
 
     def __init__(self, weights: str | None = None, imgsz: int = 640, conf: float = 0.1,
                  device: str | None = None, batch: bool = False, iou: float = 0.7) -> None:
-        self.weights = resolve_detector(weights)
+        self.weights = detector_weights(weights, device)
         if self.weights.lower().endswith(".onnx") and Path(self.weights).is_file():
             check_onnx_detector(self.weights, imgsz)
         import_ultralytics()
@@ -139,6 +161,7 @@ class YoloDetector:
             raise ValueError(f"detector {self.weights} is an Ultralytics {task!r} model, which gives no boxes; "
                              f"expected a model of task {' or '.join(DETECTOR_TASKS)}")
         self.imgsz, self.conf, self.iou, self.device, self.batch = imgsz, conf, iou, device, batch
+        log.info("detector: %s (%s)", self.weights, runtime_name(self.weights))
 
     def _predict(self, frames: list[np.ndarray]) -> list[Any]:
         kwargs = {"classes": [PERSON_CLASS], "conf": self.conf, "iou": self.iou, "imgsz": self.imgsz, "verbose": False}
