@@ -43,11 +43,10 @@ CANDIDATES: list[tuple[str, DetectorSpec | None, int]] = [
     ("ONNX fp32, onnxruntime", DetectorSpec("onnx", "fp32", 640), 640),
     ("OpenVINO fp32 640 square", DetectorSpec("openvino", "fp32", 640, static=True), 640),
     ("OpenVINO fp32 640", DetectorSpec("openvino", "fp32", 640), 640),
-    ("OpenVINO int8 640", DetectorSpec("openvino", "int8", 640), 640),
-    ("OpenVINO int8 512", DetectorSpec("openvino", "int8", 640), 512),
-    ("OpenVINO int8 416", DetectorSpec("openvino", "int8", 640), 416),
+    ("OpenVINO int8 640 (NNCF)", DetectorSpec("openvino", "int8", 640), 640),
+    ("OpenVINO fp32 512", DetectorSpec("openvino", "fp32", 640), 512),
     ("OpenVINO fp32 416", DetectorSpec("openvino", "fp32", 640), 416),
-    ("OpenVINO int8 320", DetectorSpec("openvino", "int8", 640), 320),
+    ("OpenVINO fp32 320", DetectorSpec("openvino", "fp32", 640), 320),
 ]
 
 

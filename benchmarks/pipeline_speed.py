@@ -5,11 +5,13 @@ lockstep, one frame per camera per step, every frame processed (offline mode), s
 time is measured without thread interplay. Per stage: mean milliseconds per step (embedding is
 bursty: a track finishes a clip every 4th frame). End to end:
 steps per second and the real-time factor (source seconds / wall seconds; >= 1 keeps up with the
-10 fps cameras). Compared in the same run: each re-ID embedder given (the bundled OSNet image model
-always; an STA ONNX export with ``--sta``) and, for several cameras, batched vs one-by-one
-detection.
+10 fps cameras). Compared in the same run: each detector given (``--detector``: ``auto``, the
+tracker's default, and ``bundled``, the YOLOv8n ONNX on onnxruntime), each re-ID model given
+(``--reid``: ``default`` is the bundled STA-OSNet, ``osnet`` the image model, or ONNX paths) and,
+for several cameras, batched vs one-by-one detection. Decoding is also timed with one thread per
+camera (as the runner's readers decode), as wall milliseconds per step.
 
-    python benchmarks/pipeline_speed.py --frames 60 --cameras 1 2 4 [--sta sta.onnx] --json speed.json
+    python benchmarks/pipeline_speed.py --frames 60 --cameras 1 2 4 --detector auto bundled --json speed.json
 """
 
 from __future__ import annotations
@@ -38,23 +40,39 @@ log = logging.getLogger("pipeline_speed")
 WARMUP_STEPS = 3
 
 
+def _read(path: Path, frames: int, times: list[float] | None = None) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    images = []
+    for _ in range(frames):
+        tic = time.perf_counter()
+        ok, image = capture.read()
+        if times is not None:
+            times.append(time.perf_counter() - tic)
+        if not ok:
+            break
+        images.append(image)
+    capture.release()
+    return images
+
+
 def decode(cameras: int, frames: int) -> tuple[dict[str, list[np.ndarray]], float, float]:
     """The first ``frames`` frames of ``cam0..`` -> (frames per camera, median decode ms/frame, fps)."""
     folder = asset_path("videos/lab_4cam", "the 4-camera lab recording")
-    out, times, fps = {}, [], 10.0
-    for i in range(cameras):
-        capture = cv2.VideoCapture(str(folder / f"cam{i}.mp4"))
-        fps = capture.get(cv2.CAP_PROP_FPS) or fps
-        images = []
-        for _ in range(frames):
-            tic = time.perf_counter()
-            ok, image = capture.read()
-            times.append(time.perf_counter() - tic)
-            if not ok:
-                break
-            images.append(image)
-        out[f"cam{i}"] = images
+    times: list[float] = []
+    out = {f"cam{i}": _read(folder / f"cam{i}.mp4", frames, times) for i in range(cameras)}
+    fps = cv2.VideoCapture(str(folder / "cam0.mp4")).get(cv2.CAP_PROP_FPS) or 10.0
     return out, float(np.median(times)) * 1000, fps
+
+
+def threaded_decode_ms(cameras: int, frames: int) -> float:
+    """Wall ms per step (one frame of each camera) with one decoding thread per camera."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = asset_path("videos/lab_4cam", "the 4-camera lab recording")
+    tic = time.perf_counter()
+    with ThreadPoolExecutor(cameras) as pool:
+        list(pool.map(lambda i: _read(folder / f"cam{i}.mp4", frames), range(cameras)))
+    return (time.perf_counter() - tic) / frames * 1000
 
 
 def run_case(config: TrackerConfig, detector: YoloDetector, embedder, videos: dict[str, list[np.ndarray]],
@@ -107,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=60, help="frames per camera")
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--sta", type=Path, help="an STA ONNX export (from mcreid-export) to compare")
+    parser.add_argument("--detector", nargs="+", default=["auto"],
+                        help="detectors to compare: auto (the default), bundled, or weights")
+    parser.add_argument("--reid", nargs="+", default=["default"],
+                        help="re-ID models to compare: default (the bundled STA-OSNet), osnet, or ONNX paths")
     parser.add_argument("--realtime-seconds", type=float, default=20.0,
                         help="also run the threaded runner in real-time mode this long per camera count (0: skip)")
     parser.add_argument("--json", type=Path, default=Path("pipeline_speed.json"))
@@ -117,31 +138,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.frames <= WARMUP_STEPS:
         parser.error(f"--frames must exceed the {WARMUP_STEPS} warm-up steps")
     config = TrackerConfig()
-    detector = YoloDetector(config.detector, config.imgsz, config.det_conf, config.device, iou=config.det_iou)
-    embedders = {"osnet_x0_25 (image)": build_embedder("osnet")}
-    if args.sta:
-        embedders["STA export"] = build_embedder(str(args.sta))
+    detectors = {name: YoloDetector(None if name == "auto" else name, config.imgsz, config.det_conf, config.device,
+                                    iou=config.det_iou) for name in args.detector}
+    embedders = {name: build_embedder(None if name == "default" else name) for name in args.reid}
     videos, decode_ms, fps = decode(max(args.cameras), args.frames)
+    threaded = {n: threaded_decode_ms(n, args.frames) for n in args.cameras}
     rows = []
-    for name, embedder in embedders.items():
-        for n in args.cameras:
-            subset = dict(list(videos.items())[:n])
-            for batch in ([False, True] if n > 1 else [False]):
-                case = replace(config, batch_detect=batch, clip_len=config.clip_len)
-                row = run_case(case, detector, embedder, subset, decode_ms, fps)
-                row.update(embedder=name, batch_detect=batch)
-                rows.append(row)
-                log.info("%s, %d cameras, batch=%s: %.1f ms/step", name, n, batch, row["step_ms"])
-    live = []
-    if args.realtime_seconds > 0:
+    for det_name, detector in detectors.items():
         for name, embedder in embedders.items():
             for n in args.cameras:
-                row = realtime_case(replace(config, batch_detect=n > 1), detector, embedder, n, args.realtime_seconds)
-                row["embedder"] = name
-                live.append(row)
+                subset = dict(list(videos.items())[:n])
+                for batch in ([False, True] if n > 1 else [False]):
+                    case = replace(config, batch_detect=batch, clip_len=config.clip_len)
+                    row = run_case(case, detector, embedder, subset, decode_ms, fps)
+                    row.update(detector=det_name, embedder=name, batch_detect=batch, decode_threaded_ms=threaded[n])
+                    rows.append(row)
+                    log.info("%s + %s, %d cameras, batch=%s: %.1f ms/step", det_name, name, n, batch, row["step_ms"])
+    live = []
+    if args.realtime_seconds > 0:
+        for det_name, detector in detectors.items():
+            for name, embedder in embedders.items():
+                for n in args.cameras:
+                    row = realtime_case(replace(config, batch_detect=n > 1), detector, embedder, n,
+                                        args.realtime_seconds)
+                    row.update(detector=det_name, embedder=name)
+                    live.append(row)
     print_table(rows, args.frames)
     print_realtime(live)
-    args.json.write_text(json.dumps({"frames": args.frames, "source_fps": fps, "rows": rows, "realtime": live},
+    args.json.write_text(json.dumps({"frames": args.frames, "source_fps": fps, "decode_ms_per_frame": decode_ms,
+                                     "decode_threaded_ms_per_step": threaded, "rows": rows, "realtime": live},
                                     indent=1) + "\n")
     log.info("wrote %s", args.json)
     return 0
@@ -151,21 +176,23 @@ def print_table(rows: list[dict], frames: int) -> None:
     print(f"\npipeline speed, lab_4cam 1288x728 @10 fps, {frames} frames per camera, mean ms per step "
           "(one frame of every camera)")
     head = " ".join(f"{s:>7s}" for s in STAGES)
-    print(f"{'embedder':22s} {'cams':>4s} {'batch':>5s} {head} {'step':>7s} {'fps/cam':>7s} {'RTF':>5s}")
+    print(f"{'detector':10s} {'embedder':10s} {'cams':>4s} {'batch':>5s} {head} {'dec-thr':>7s} {'step':>7s} "
+          f"{'fps/cam':>7s} {'RTF':>5s}")
     for r in rows:
         stages = " ".join(f"{r['stages_ms'][s]:7.1f}" for s in STAGES)
-        print(f"{r['embedder']:22s} {r['cameras']:4d} {str(r['batch_detect']):>5s} {stages} {r['step_ms']:7.1f} "
-              f"{r['fps_per_camera']:7.1f} {r['realtime_factor']:5.2f}")
+        print(f"{r['detector'][:10]:10s} {r['embedder'][:10]:10s} {r['cameras']:4d} {str(r['batch_detect']):>5s} "
+              f"{stages} {r['decode_threaded_ms']:7.1f} {r['step_ms']:7.1f} {r['fps_per_camera']:7.1f} "
+              f"{r['realtime_factor']:5.2f}")
 
 
 def print_realtime(rows: list[dict]) -> None:
     if not rows:
         return
     print(f"\n--realtime (threaded runner, files paced at 10 fps, {rows[0]['seconds']:.0f} s)")
-    print(f"{'embedder':22s} {'cams':>4s} {'fps/cam':>7s} {'dropped':>8s} {'latency':>8s} "
+    print(f"{'detector':10s} {'embedder':10s} {'cams':>4s} {'fps/cam':>7s} {'dropped':>8s} {'latency':>8s} "
           f"{'clips embedded/dropped':>23s}")
     for r in rows:
-        print(f"{r['embedder']:22s} {r['cameras']:4d} {r['fps_per_camera']:7.1f} {r['dropped_frames']:8.0%} "
+        print(f"{r['detector'][:10]:10s} {r['embedder'][:10]:10s} {r['cameras']:4d} {r['fps_per_camera']:7.1f} {r['dropped_frames']:8.0%} "
               f"{r['latency_ms_median']:6.0f}ms {r['clips_embedded']:>11d}/{r['clips_dropped']:<11d}")
 
 

@@ -109,7 +109,9 @@ def runtime_name(weights: str) -> str:
     """The runtime Ultralytics picks for ``weights``, for the start-up log."""
     name = str(weights).rstrip("/")
     if name.endswith("_openvino_model"):
-        return "OpenVINO, int8" if "_int8_" in Path(name).name else "OpenVINO"
+        meta = Path(name) / "metadata.yaml"
+        int8 = meta.is_file() and "quantize: 8" in meta.read_text(errors="replace")
+        return "OpenVINO, int8" if int8 else "OpenVINO"
     return {".onnx": "onnxruntime", ".engine": "TensorRT", ".pt": "PyTorch"}.get(Path(name).suffix, "Ultralytics")
 
 

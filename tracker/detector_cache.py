@@ -2,8 +2,9 @@
 
 ``--detector auto`` (the default) picks, on a CPU with OpenVINO installed, the OpenVINO export of
 the bundled YOLOv8n in ``AUTO_SPEC`` (the fastest that kept accuracy in
-``benchmarks/detector_speed.py``, README "Detector"). The first run on a machine builds it (seconds
-for fp32; int8 calibrates on real frames, under a minute) into the cache, later runs load it.
+``benchmarks/detector_speed.py``, README "Detector": fp32 weights, dynamic input; on CPUs with AMX
+OpenVINO computes it in bf16, and its int8 export was no faster there). The first run on a machine
+builds it (about 5 s) into the cache, later runs load it.
 Without OpenVINO, or on a GPU, the bundled ONNX runs on onnxruntime, and the log says so.
 
 Cache: ``$MCREID_CACHE`` or ``$XDG_CACHE_HOME/mcreid`` or ``~/.cache/mcreid``, under ``detectors/``,
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 AUTO = "auto"
 BUNDLED = "bundled"
-AUTO_SPEC = DetectorSpec("openvino", "int8", 640, static=False)
+AUTO_SPEC = DetectorSpec("openvino", "fp32", 640, static=False)
 
 
 def cache_root() -> Path:

@@ -126,6 +126,9 @@ def test_int8_export_calibrates_on_the_given_frames(tmp_path, bundled, pets_fram
     assert "_int8_" in folder.name
     xml = next(folder.glob("*.xml")).read_text()
     assert "FakeQuantize" in xml  # really quantised
+    from tracker.detector import runtime_name
+
+    assert runtime_name(str(folder)) == "OpenVINO, int8" and runtime_name(str(bundled)) == "onnxruntime"
     dets = YoloDetector(str(folder), imgsz=320, conf=0.5).detect(pets_frames[:1])[0]
     ref, _ = _person_boxes(YoloDetector(str(bundled)).model, pets_frames[0], imgsz=640)
     assert _matched(ref, dets.xyxy, 0.5) >= len(ref) - 1
@@ -199,3 +202,16 @@ def test_cache_root_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("MCREID_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert cache_root() == tmp_path / "x" / "mcreid"
+
+
+def test_auto_on_a_cpu_builds_the_openvino_detector_once(tmp_path, monkeypatch, caplog):
+    from tracker.detector import YoloDetector, detector_weights
+
+    monkeypatch.setenv("MCREID_CACHE", str(tmp_path))
+    with caplog.at_level(logging.INFO):
+        first = detector_weights(None, "cpu")
+        assert "building the openvino-fp32-640-dynamic detector" in caplog.text
+        caplog.clear()
+        detector = YoloDetector("auto", device="cpu")
+    assert detector.weights == first and first.endswith("_openvino_model") and first.startswith(str(tmp_path))
+    assert "building" not in caplog.text and "(OpenVINO)" in caplog.text  # reused, and the start-up log names it
