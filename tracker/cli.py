@@ -18,6 +18,9 @@ from tracker.outputs import CameraWriter, final_track_ids, write_identities
 from tracker.pipeline import Pipeline, build_pipeline
 from tracker.runner import PipelineRunner
 from tracker.shutdown import StopSignals, flush_and_exit
+from tracker.sources import parse_sources
+from tracker.store.base import StoreError
+from tracker.store.session import StoreSession, add_store_arguments, check_store_args
 from tracker.types import CameraStatus, FrameResult
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("-v", "--verbose", action="count", default=0)
     add_tracker_arguments(run)
+    add_store_arguments(run)
     return parser
 
 
@@ -155,8 +159,9 @@ def exit_code(summary: dict[str, object], signals: StopSignals) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit codes: 0 done, 1 every camera failed or the outputs could not be written, 2 bad options,
-    models or output folder (nothing run), 130 / 143 stopped by SIGINT / SIGTERM (outputs written)."""
+    """Exit codes: 0 done, 1 every camera failed or the outputs (or the identity store) could not be
+    written, 2 bad options, models, output folder or store (nothing run), 130 / 143 stopped by SIGINT /
+    SIGTERM (outputs written)."""
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     with StopSignals() as signals:  # from here on a signal is a clean stop, also while models load
@@ -165,16 +170,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
             config = config_from_args(args)
             out_dir = prepare_out_dir(args.out)  # before any model loads
+            check_store_args(args)
             pipeline = build_pipeline(config)
-        except (ValueError, FileNotFoundError, ImportError) as exc:
+            store = None
+            if args.store is not None:
+                sources = {spec.camera_id: spec.uri for spec in parse_sources(args.source)}
+                store = StoreSession.start(args.store, pipeline, sources, args.retention_days)
+        except (ValueError, FileNotFoundError, ImportError, StoreError) as exc:
             log.error("%s", exc)
             return 2
         if signals.event.is_set():
             log.warning("stopped before the run started; nothing written")
             return signals.exit_code or 0
-        summary = run_headless(config, args.source, out_dir, pipeline, progress=not args.no_progress,
-                               runner_kwargs={"max_frames": args.max_frames}, stop=signals.event)
+        try:
+            summary = run_headless(config, args.source, out_dir, pipeline, progress=not args.no_progress,
+                                   runner_kwargs={"max_frames": args.max_frames}, stop=signals.event)
+        finally:
+            stored = store.close() if store is not None else True
         code = exit_code(summary, signals)
+        if not stored and code == 0:
+            code = 1  # the store could not be written (the error was logged); the outputs were
     if not summary["threads_ended"]:  # a reader stuck in a blocking read: do not let it abort the exit
         log.warning("a reader is still blocked in a read; exiting without waiting for it")
         flush_and_exit(code)

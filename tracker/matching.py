@@ -39,12 +39,18 @@ predecessor. An identity keeps its live and not yet archived members, a summary 
 ones (count, clips, cameras, first and last seen) and its last ``recent_members`` archived records;
 ``identities()`` merges the archive back in join order, so the output is what it would be if
 nothing had been archived.
+
+Identities of earlier runs (``seed``, from ``tracker.store``) enter as identities without member
+tracks whose gallery row holds their stored signature: rule 2 lets a returning person's track join
+one exactly as it would rejoin an identity whose members have all ended; such an identity is never
+retired, and new ids continue after the highest id ever given.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -96,6 +102,7 @@ class _Identity:
     first: TrackMember | None = None  # the archived member seen first, and last
     last: TrackMember | None = None
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_MEMBERS))  # (join order, member)
+    stored: bool = False  # seen in an earlier run (``seed``): its gallery row holds those clips; never retired
 
     def archive(self, join_order: int, member: TrackMember) -> None:
         """Fold an archived member into the summary."""
@@ -162,6 +169,46 @@ class IdentityMatcher:
         self._in_recent: dict[TrackKey, int] = {}  # frames of the recent window each track is in
         self._settled: dict[TrackKey, None] = {}  # ended members not archived yet
         self._archive = MemberArchive()
+        # called as ``on_settle(global_id, member, signature)`` when an identified track ends, before
+        # its signature is folded away (``tracker.store`` records it)
+        self.on_settle: Callable[[int, TrackMember, Signature], None] | None = None
+
+    # -- persistence (tracker.store) -----------------------------------------------------------
+    def seed(self, identities: Iterable[tuple[int, Signature]], next_global_id: int = 1) -> None:
+        """Start from identities of earlier runs: each becomes an identity without member tracks
+        whose gallery row holds its stored signature, so a returning person's track joins it by
+        the same rule as any re-entry (rule 2). New ids continue from ``next_global_id`` (and above
+        every seeded id); a seeded identity is never retired, and a track joining it is not alone
+        in it (rule 4).
+
+        Raises:
+            ValueError: called after tracks arrived, a non-positive or repeated id, or a signature
+                of the wrong length.
+        """
+        if self._tracks or self._identities:
+            raise ValueError("seed() must come before the first track and only once")
+        top = 0
+        for gid, signature in identities:
+            gid = int(gid)
+            if gid <= 0 or gid in self._identities:
+                raise ValueError(f"seeded global ids must be positive and distinct, got {gid}")
+            if signature.mean.shape != (self.feature_dim,):
+                raise ValueError(f"identity {gid}: signature must have shape ({self.feature_dim},), "
+                                 f"got {signature.mean.shape}")
+            self._identities[gid] = _Identity(gid, stored=True)
+            self._gallery.add(gid)
+            self._gallery.fold(gid, signature)
+            top = max(top, gid)
+        self._next_global_id = max(int(next_global_id), top + 1, 1)
+
+    @property
+    def next_global_id(self) -> int:
+        """The id the next new identity will get."""
+        return self._next_global_id
+
+    def live_members(self) -> list[tuple[int, TrackMember, Signature]]:
+        """``(global id, member, signature)`` of every track still being tracked that has a global id."""
+        return [(t.global_id, t.member(), t.signature) for t in self._live.values() if t.global_id]
 
     # -- feeding -------------------------------------------------------------------------------
     def observe(self, camera_id: str, track_id: int, frame_index: int, time_s: float = 0.0,
@@ -236,6 +283,8 @@ class IdentityMatcher:
         out = []
         for gid in sorted(self._identities):
             ident = self._identities[gid]
+            if not ident.members and not ident.archived:
+                continue  # seen only in earlier runs (``seed``)
             current = [(self._tracks[k].join_order, self._tracks[k].member()) for k in ident.members]
             if recent is None:
                 listed = sorted(archived.get(gid, []) + current, key=lambda pair: pair[0])
@@ -402,7 +451,7 @@ class IdentityMatcher:
             if not len(passing) or passing[best] == -np.inf:
                 continue
             ident = self._identities[current]
-            alone = ident.members == [track.key] and not ident.archived
+            alone = ident.members == [track.key] and not ident.archived and not ident.stored
             if not alone and sims[best] < sims[here] + self.revise_margin:
                 continue
             self._leave(track)
@@ -427,7 +476,7 @@ class IdentityMatcher:
         ident.members.remove(track.key)
         track.global_id = 0
         self._live_signatures = None
-        if not ident.members and not ident.archived:
+        if not ident.members and not ident.archived and not ident.stored:
             del self._identities[ident.global_id]  # retired; its id is never reused
             self._gallery.remove(ident.global_id)
 
@@ -440,6 +489,8 @@ class IdentityMatcher:
             del self._live[key]
             if track.global_id:
                 self._live_signatures = None
+                if self.on_settle is not None:
+                    self.on_settle(track.global_id, track.member(), track.signature)
                 self._gallery.fold(track.global_id, track.signature)
                 track.settled = True  # its signature now lives in the gallery
                 track.signature = Signature(np.zeros(0), track.signature.count)  # keep the count only

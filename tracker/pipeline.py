@@ -26,7 +26,9 @@ from tracker.detector import Detector, YoloDetector
 from tracker.matching import matcher_from_config
 from tracker.scheduler import ClipScheduler
 from tracker.tracking import CameraTracker
-from tracker.types import CameraFrame, Clip, Detections, FrameResult, GlobalIdentity
+from tracker.signatures import Signature
+from tracker.store.base import TrackSighting
+from tracker.types import CameraFrame, Clip, Detections, FrameResult, GlobalIdentity, TrackMember
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,38 @@ class Pipeline:
         self.timings = StageTimings()
         self._cameras: dict[str, _Camera] = {}
         self._thumbnails: dict[int, tuple[float, np.ndarray]] = {}  # global id -> (score, BGR crop)
+        self.recorder = None  # tracker.store.StoreRecorder (attach_recorder)
+        self._settled_now: list[tuple[int, TrackMember, Signature]] = []
+
+    # -- identity store --------------------------------------------------------------------------
+    def attach_recorder(self, recorder) -> None:
+        """Report sightings to ``recorder`` (``tracker.store.StoreRecorder``): each ended identified
+        track with its signature and best crop as it ends, and ``after_step(self)`` after every step
+        (it snapshots ``live_sightings()`` when a commit is due)."""
+        self.recorder = recorder
+        self.matcher.on_settle = lambda gid, member, signature: self._settled_now.append((gid, member, signature))
+
+    @property
+    def next_global_id(self) -> int:
+        return self.matcher.next_global_id
+
+    def live_sightings(self) -> list[TrackSighting]:
+        """Every live track that has a global id, with its signature and best crop so far."""
+        out = []
+        for gid, member, signature in self.matcher.live_members():
+            camera = self._cameras.get(member.camera_id)
+            image, score = camera.clips.thumbnail(member.track_id) if camera else (None, -1.0)
+            out.append(TrackSighting(gid, member, signature, image, score))
+        return out
+
+    def _record_settled(self, cameras: dict[str, _Camera]) -> None:
+        """Hand the tracks the matcher just settled to the recorder, with their best crops (before
+        the crops are dropped)."""
+        for gid, member, signature in self._settled_now:
+            camera = cameras.get(member.camera_id)
+            image, score = camera.clips.thumbnail(member.track_id) if camera else (None, -1.0)
+            self.recorder.ended(TrackSighting(gid, member, signature, image, score, ended=True))
+        self._settled_now.clear()
 
     # -- cameras -------------------------------------------------------------------------------
     def add_camera(self, camera_id: str) -> None:
@@ -188,7 +222,10 @@ class Pipeline:
         self._embed(clips)
         tic = self._lap("embed", tic)
         ended = self._end_stale_tracks()
-        self._lap("match", tic)
+        tic = self._lap("match", tic)
+        if self.recorder is not None:
+            self.recorder.after_step(self)
+            self._lap("store", tic)
         return [self._result(f, t, ended) for f, t in zip(frames, tracked)]
 
     def _lap(self, stage: str, tic: float) -> float:
@@ -230,6 +267,8 @@ class Pipeline:
 
     def _keep_thumbnails(self, cameras: dict[str, _Camera], ended: dict[tuple[str, int], int]) -> None:
         """Fold ended tracks' best crops into their identity, then forget the tracks."""
+        if self.recorder is not None:
+            self._record_settled(cameras)
         for (camera_id, track_id), gid in ended.items():
             camera = cameras.get(camera_id)
             if camera is None:
