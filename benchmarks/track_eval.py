@@ -38,7 +38,7 @@ from mcreid.assets import asset_path
 from mcreid.logs import setup_logging
 from tracker.cli import run_headless
 from tracker.config import TrackerConfig, add_tracker_arguments, config_from_args
-from tracker.detector import detector_weights, import_ultralytics
+from tracker.detector import default_imgsz, detector_weights, import_ultralytics
 from tracker.matcher_log import RecordingMatcher, replay
 from tracker.matching import matcher_from_config
 from tracker.outputs import final_track_ids, relabel
@@ -106,7 +106,8 @@ def ultralytics_track(config: TrackerConfig, video: Path, frames: int, out: Path
     import_ultralytics()
     from ultralytics import YOLO
 
-    model = YOLO(detector_weights(config.detector, config.device), task="detect")
+    weights = detector_weights(config.detector, config.device)
+    model, imgsz = YOLO(weights, task="detect"), config.imgsz or default_imgsz(weights)
     capture = cv2.VideoCapture(str(video))
     rows, tic, done = [], time.perf_counter(), 0
     for frame_index in range(1, frames + 1):
@@ -115,7 +116,7 @@ def ultralytics_track(config: TrackerConfig, video: Path, frames: int, out: Path
             break
         done += 1
         result = model.track(frame, persist=True, classes=[0], tracker=tracker, verbose=False,
-                             imgsz=config.imgsz, iou=config.det_iou)[0]
+                             imgsz=imgsz, iou=config.det_iou)[0]
         boxes = result.boxes
         if boxes.id is None:
             continue

@@ -34,7 +34,9 @@ class TrackerConfig:
             any other is checked as a per-image person re-ID model ``[B or 1, 3, H, W] -> (B, D)``.
         reid_input: a per-image re-ID model's colour order and normalisation, one of
             ``REID_INPUTS``; None: the model's ``mcreid.input_format`` metadata, else rgb-imagenet.
-        imgsz: detector input size in pixels.
+        imgsz: detector input size in pixels (the longest side); None: the detector's own, 512 for
+            the OpenVINO detector ``--detector auto`` makes on a CPU (the smallest that kept PETS09
+            accuracy, README "Detector"), else 640.
         det_conf: detector confidence floor (ByteTrack's second stage wants low-score boxes).
         det_iou: detector NMS IoU (Ultralytics' ``iou``): of two person boxes overlapping more than
             this, the less confident is dropped.
@@ -70,7 +72,7 @@ class TrackerConfig:
     detector: str | None = None
     reid: str | None = None
     reid_input: str | None = None
-    imgsz: int = 640
+    imgsz: int | None = None
     det_conf: float = 0.1
     det_iou: float = 0.5
     device: str | None = None
@@ -107,7 +109,8 @@ class TrackerConfig:
             raise ValueError(f"unknown reid_input {self.reid_input!r}; choose one of {', '.join(REID_INPUTS)}")
         if self.gmc_method not in GMC_METHODS:
             raise ValueError(f"unknown gmc_method {self.gmc_method!r}; choose one of {', '.join(GMC_METHODS)}")
-        _check_range("imgsz", self.imgsz, 32, 4096)
+        if self.imgsz is not None:
+            _check_range("imgsz", self.imgsz, 32, 4096)
         for name in ("det_conf", "det_iou", "track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
                      "min_crop_conf"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
@@ -161,7 +164,7 @@ _HELP = {
             "default: the bundled STA-OSNet clip model (export/models)",
     "reid_input": "per-image re-ID model input: rgb-imagenet (torchreid, OSNet), bgr-255 (OpenVINO Open Model "
                   "Zoo), bgr-imagenet, rgb-255; default: the model's mcreid.input_format metadata, else rgb-imagenet",
-    "imgsz": "detector input size",
+    "imgsz": "detector input size (longest side); default: 512 for the auto OpenVINO detector, else 640",
     "det_conf": "detector confidence floor",
     "det_iou": "detector NMS IoU: the weaker of two boxes overlapping more than this is dropped",
     "device": "detector device (cpu, 0, cuda:0); default: Ultralytics' choice",
@@ -199,6 +202,7 @@ _HELP = {
 # Flags that differ from the field name (``--match-thresh`` would be too close to ``--match-threshold``).
 _FLAGS = {"tracker_type": "--tracker", "match_thresh": "--track-match-thresh"}
 _CHOICES = {"tracker_type": TRACKER_TYPES, "gmc_method": GMC_METHODS, "reid_input": REID_INPUTS}
+_TYPES = {"imgsz": int}  # fields whose default None hides their type
 
 
 def add_tracker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -213,7 +217,7 @@ def add_tracker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                help=_HELP[f.name])
             continue
-        kind = str if default is None else type(default)
+        kind = _TYPES.get(f.name, str if default is None else type(default))
         extra = {"choices": _CHOICES[f.name]} if f.name in _CHOICES else {}
         group.add_argument(flag, dest=f.name, type=kind, default=default,
                            help=f"{_HELP[f.name]} (default: {default})", **extra)

@@ -91,6 +91,14 @@ def detector_weights(weights: str | None, device: str | None = None) -> str:
     return resolve_detector(weights)
 
 
+def default_imgsz(weights: str) -> int:
+    """The input size for ``weights`` when none is given: ``AUTO_IMGSZ`` for the detector that
+    ``--detector auto`` made (it has a dynamic input), else Ultralytics' usual 640."""
+    from tracker.detector_cache import AUTO_IMGSZ, cache_root
+
+    return AUTO_IMGSZ if Path(weights).resolve().is_relative_to(cache_root().resolve()) else 640
+
+
 def check_onnx_detector(path: str | Path, imgsz: int | None = None) -> None:
     """Refuse an ONNX file that is not a YOLO detector before Ultralytics loads it (it would fail only
     at the first frame, with an onnxruntime traceback): input ``[B, 3, H, W]``, a 3-D output such as
@@ -134,7 +142,7 @@ class YoloDetector:
 
     Args:
         weights: see ``detector_weights``.
-        imgsz: input size.
+        imgsz: input size (longest side); None: ``default_imgsz`` of the weights.
         conf: confidence floor.
         iou: non-maximum-suppression IoU: of two boxes overlapping more than this, the less
             confident one is dropped.
@@ -142,9 +150,10 @@ class YoloDetector:
         batch: detect a list of frames in one call (else one call per frame).
     """
 
-    def __init__(self, weights: str | None = None, imgsz: int = 640, conf: float = 0.1,
+    def __init__(self, weights: str | None = None, imgsz: int | None = None, conf: float = 0.1,
                  device: str | None = None, batch: bool = False, iou: float = 0.7) -> None:
         self.weights = detector_weights(weights, device)
+        imgsz = imgsz or default_imgsz(self.weights)
         if self.weights.lower().endswith(".onnx") and Path(self.weights).is_file():
             check_onnx_detector(self.weights, imgsz)
         import_ultralytics()
@@ -163,7 +172,7 @@ class YoloDetector:
             raise ValueError(f"detector {self.weights} is an Ultralytics {task!r} model, which gives no boxes; "
                              f"expected a model of task {' or '.join(DETECTOR_TASKS)}")
         self.imgsz, self.conf, self.iou, self.device, self.batch = imgsz, conf, iou, device, batch
-        log.info("detector: %s (%s)", self.weights, runtime_name(self.weights))
+        log.info("detector: %s (%s, imgsz %d)", self.weights, runtime_name(self.weights), imgsz)
 
     def _predict(self, frames: list[np.ndarray]) -> list[Any]:
         kwargs = {"classes": [PERSON_CLASS], "conf": self.conf, "iou": self.iou, "imgsz": self.imgsz, "verbose": False}

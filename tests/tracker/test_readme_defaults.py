@@ -57,7 +57,6 @@ def test_every_flag_default_the_readme_states_is_the_configs(readme):
     (r"NMS IoU ([0-9.]+)\) for every row", "det_iou"),  # the detector's NMS in the measured tables
     (r"`--min-clips` clips \((\d+) = (\d+) frames\)", "min_clips"),
     (r"`--connect-timeout`\s+seconds \(default (\d+)", "connect_timeout"),
-    (r"imgsz (\d+), NMS IoU", "imgsz"),
 ])
 def test_defaults_stated_in_prose(readme, pattern, field):
     match = re.search(pattern, readme)
@@ -78,3 +77,14 @@ def test_help_shows_the_same_defaults():
     for flag, field in STATED.items():
         value = getattr(TrackerConfig(), field)
         assert re.search(rf"{flag} {flag.lstrip('-').upper().replace('-', '_')} (?:(?!--).)*?\(default: {value}\)", text), flag
+
+
+def test_the_auto_detector_defaults_are_the_readmes(readme):
+    from tracker.detector_cache import AUTO_IMGSZ, AUTO_SPEC
+
+    text = re.sub(r"\s+", " ", readme)
+    assert re.search(r"`auto` \(the default\) runs, on a CPU, the OpenVINO build", text)
+    stated = re.search(r"makes and caches \(below, \"Detector\"\), at `--imgsz` (\d+)", text)
+    assert stated and int(stated.group(1)) == AUTO_IMGSZ
+    assert f"| **OpenVINO {AUTO_SPEC.precision}, dynamic {AUTO_IMGSZ} (`--detector auto`)** |" in readme
+    assert TrackerConfig().imgsz is None  # None: the detector's own size, the one stated above
