@@ -7,7 +7,7 @@ implementation lives in ``tracker.store.sqlite_store``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -242,8 +242,16 @@ class IdentityStore(Protocol):
         """Drop what is older than ``days`` days."""
         ...
 
-    def identities(self) -> Iterable[StoredIdentity]:
-        """Every identity, by id."""
+    def forgotten_at(self, global_id: int) -> float | None:
+        """When the identity was forgotten, or None."""
+        ...
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, oldest first."""
+        ...
+
+    def stats(self) -> dict[str, object]:
+        """Counts, schema version, model, file size."""
         ...
 
     def close(self) -> None:

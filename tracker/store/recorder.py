@@ -19,6 +19,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from typing import Callable, Protocol
 
 from tracker.store.base import IdentityStore, StoreError, TrackSighting
@@ -52,6 +53,7 @@ class StoreRecorder:
         error: "" while writes succeed; else why the last one failed.
         commits, failures: transactions written and failed.
         dropped: ended tracks dropped because writes kept failing.
+        commit_s: seconds of the latest commits (the writer thread's time per batch).
     """
 
     def __init__(self, store: IdentityStore, run_id: int, interval_s: float = 0.5,
@@ -63,6 +65,7 @@ class StoreRecorder:
         self._clock = clock
         self.error = ""
         self.commits = self.failures = self.dropped = 0
+        self.commit_s: deque[float] = deque(maxlen=1000)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._ended: list[TrackSighting] = []
@@ -133,6 +136,7 @@ class StoreRecorder:
                     return
 
     def _write(self, ended: list[TrackSighting], live: list[TrackSighting] | None, next_id: int) -> None:
+        tic = time.perf_counter()
         try:
             # live first: a track in an old live snapshot and in ``ended`` ends with its final record
             self.store.record(self.run_id, [*(live or ()), *ended], next_id)
@@ -156,6 +160,7 @@ class StoreRecorder:
             log.warning("identity store writes work again (%d failed)", self.failures)
         self.error = ""
         self.commits += 1
+        self.commit_s.append(time.perf_counter() - tic)
 
     def _maybe_retain(self) -> None:
         if self.retention_days is None or self._clock() - self._last_retention < RETENTION_EVERY_S:

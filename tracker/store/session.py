@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tracker.store.base import IdentityStore, ModelInfo, StoreError
 from tracker.store.recorder import StoreRecorder
 from tracker.store.sqlite_store import open_store
@@ -134,6 +136,13 @@ class StoreSession:
         """After the pipeline has settled every track: write the rest, end the run, close the store.
         True when everything was written."""
         try:
-            return self.recorder.close(self.pipeline.next_global_id)
+            clean = self.recorder.close(self.pipeline.next_global_id)
+            step = self.pipeline.timings.samples.get("store") or [0.0]
+            commits = list(self.recorder.commit_s) or [0.0]
+            log.info("identity store %s: %d commits (writer thread: median %.1f ms, max %.1f ms); recorder cost "
+                     "per pipeline step: mean %.3f ms, max %.2f ms", self.store.path, self.recorder.commits,
+                     1000 * float(np.median(commits)), 1000 * max(commits), 1000 * float(np.mean(step)),
+                     1000 * max(step))
+            return clean
         finally:
             self.store.close()

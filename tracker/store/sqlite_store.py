@@ -31,8 +31,8 @@ import numpy as np
 
 from tracker.signatures import Signature
 from tracker.store import schema
-from tracker.store.base import (ForgetReport, ModelInfo, ModelMismatch, RetentionReport, SearchHit, Sighting,
-                                StoreBusy, StoreError, StoredIdentity, TrackSighting)
+from tracker.store.base import (ForgetReport, ModelInfo, ModelMismatch, RetentionReport, RunInfo, SearchHit,
+                                Sighting, StoreBusy, StoreError, StoredIdentity, TrackSighting)
 from tracker.store.index import ExactIndex
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,7 @@ class SqliteIdentityStore:
                            (run_id, m.camera_id, m.track_id)).fetchone()
         values = (s.global_id, m.first_frame, m.last_frame, m.first_time_s, m.last_time_s, now, count, _blob(mean),
                   int(s.ended))
+        self._ensure_identity(conn, s.global_id, now)
         if row is not None:
             sighting_id, old_gid, old_count, old_blob = row
             if old_gid not in forgotten:
@@ -227,7 +228,6 @@ class SqliteIdentityStore:
                          "WHERE sighting_id = ?", (*values, sighting_id))
         else:
             started = now - max(0.0, m.last_time_s - m.first_time_s)
-            self._ensure_identity(conn, s.global_id, started)
             sighting_id = conn.execute(
                 "INSERT INTO sightings (global_id, first_frame, last_frame, first_time_s, last_time_s, ended_at, "
                 "clip_count, signature, ended, run_id, camera_id, source, track_id, started_at) "
@@ -297,6 +297,19 @@ class SqliteIdentityStore:
                 "t.sighting_id IS NOT NULL FROM sightings s LEFT JOIN thumbnails t USING (sighting_id) "
                 "WHERE s.global_id = ? ORDER BY s.started_at, s.sighting_id", (int(global_id),)).fetchall()
         return [Sighting(*r[:13], bool(r[13]), bool(r[14])) for r in rows]
+
+    def forgotten_at(self, global_id: int) -> float | None:
+        """When the identity was forgotten (wall clock), or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT forgotten_at FROM forgotten WHERE global_id = ?",
+                                     (int(global_id),)).fetchone()
+        return None if row is None else float(row[0])
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT run_id, started_at, ended_at, sources FROM runs ORDER BY run_id").fetchall()
+        return [RunInfo(int(r[0]), r[1], r[2], json.loads(r[3])) for r in rows]
 
     def thumbnail(self, sighting_id: int) -> bytes | None:
         with self._lock:
