@@ -16,6 +16,8 @@ from typing import Sequence
 from mcreid.logs import setup_logging
 from tracker.config import add_tracker_arguments, config_from_args
 from tracker.shutdown import StopSignals, flush_and_exit
+from tracker.store.base import StoreError
+from tracker.store.session import StoreSession, add_store_arguments, check_store_args
 
 log = logging.getLogger("app")
 
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="close after this many seconds of running (default with --snapshot: 10)")
     viewer.add_argument("-v", "--verbose", action="count", default=0)
     add_tracker_arguments(parser)
+    add_store_arguments(parser)
     parser.set_defaults(realtime=True)
     return parser
 
@@ -98,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_args(args)
         size = _window_size(args.size)
         config = config_from_args(args)
+        check_store_args(args)
         _choose_platform(args.snapshot is not None)
         from app.qt import application
         app = application()
@@ -107,13 +111,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tracker.pipeline import build_pipeline
         log.info("loading the detector and the re-ID model")
         pipeline = build_pipeline(config)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
+        session = None
+        if args.store is not None:
+            from tracker.sources import parse_sources
+
+            sources = {spec.camera_id: spec.uri for spec in parse_sources(args.source)}
+            session = StoreSession.start(args.store, pipeline, sources, args.retention_days)
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError, StoreError) as exc:
         log.error("%s", exc)
         return 2
     from app.window import ViewerOptions, ViewerWindow
 
     window = ViewerWindow(config, args.source, pipeline, ViewerOptions(trail_length=args.trail_length),
-                          runner_kwargs={"max_frames": args.max_frames})
+                          runner_kwargs={"max_frames": args.max_frames},
+                          store=session.store if session is not None else None)
     window.resize(*size)
     window.closed.connect(app.quit)
     outcome = {"code": 0}
@@ -129,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             app.exec_()
         finally:
             window.stop()
+            if session is not None and not session.close() and not outcome["code"]:
+                outcome["code"] = 1  # the store could not be written (logged)
     code = signals.exit_code or outcome["code"]
     if window.runner.error:
         log.error("%s", window.runner.error)

@@ -104,13 +104,18 @@ class ViewerWindow(QMainWindow):
         pipeline: a built pipeline (models loaded); None builds one on the worker thread.
         options: display settings.
         runner_kwargs: extra ``PipelineRunner`` arguments (``max_frames``, ``reconnect``, ``open_capture``).
+        store: the identity store the pipeline records into (``--store``): enables *Search by photo…*
+            and *Identity history…*.
     """
 
     closed = pyqtSignal()
 
     def __init__(self, config: TrackerConfig, sources: Sequence[str] = (), pipeline: Pipeline | None = None,
-                 options: ViewerOptions = ViewerOptions(), runner_kwargs: dict | None = None) -> None:
+                 options: ViewerOptions = ViewerOptions(), runner_kwargs: dict | None = None,
+                 store=None) -> None:
         super().__init__()
+        self.store = store
+        self.dialogs: list = []  # open store dialogs (kept referenced)
         if len(sources) > MAX_CAMERAS:
             raise ValueError(f"the viewer shows at most {MAX_CAMERAS} cameras, got {len(sources)} sources")
         self.options = options
@@ -164,6 +169,12 @@ class ViewerWindow(QMainWindow):
         self.trails_action.setChecked(self.options.trail_length > 0)
         self.trails_action.setEnabled(self.options.trail_length > 0)
         self._action(view_menu, "Clear selection", "Esc", lambda: self.select_identity(0))
+        if self.store is not None:
+            search_menu = menus.addMenu("&Search")
+            self.search_action = self._action(search_menu, "Search by photo…", "Ctrl+F", self._search_dialog)
+            self.history_action = self._action(search_menu, "Identity history…", "Ctrl+H",
+                                               lambda: self.show_history(self.selected))
+            self.panel.doubleClicked.connect(lambda _index: self.show_history(self.panel.selected_id()))
         toolbar = self.addToolBar("Pipeline")
         toolbar.setMovable(False)
         toolbar.addAction(self.add_file_action)
@@ -298,6 +309,45 @@ class ViewerWindow(QMainWindow):
     def _message(self, text: str) -> None:
         log.info("%s", text)
         self.statusBar().showMessage(text, 8000)
+
+    # -- identity store (--store) ----------------------------------------------------------------
+    def search_photos(self, paths: Sequence[str]):
+        """Search the store with photos of one person; shows and returns the results dialog (None and
+        the reason in the status bar when a photo cannot be read)."""
+        from app.search_dialog import SearchResultsDialog, search_photos
+
+        if self.runner.pipeline is None:
+            self._message("the re-ID model is still loading; search again in a moment")
+            return None
+        try:
+            hits = search_photos(self.store, self.runner.pipeline.embedder, paths)
+        except (FileNotFoundError, ValueError) as exc:
+            self._message(str(exc))
+            return None
+        dialog = SearchResultsDialog(self.store, hits, list(paths), self)
+        dialog.identity_chosen.connect(self.select_identity)
+        dialog.show()
+        self.dialogs.append(dialog)
+        return dialog
+
+    def show_history(self, global_id: int):
+        """The selected identity's sightings across runs (None without a selection)."""
+        if not global_id:
+            self._message("select an identity first (in the panel or a view)")
+            return None
+        from app.search_dialog import HistoryDialog
+
+        dialog = HistoryDialog(self.store, global_id, self)
+        dialog.show()
+        self.dialogs.append(dialog)
+        return dialog
+
+    def _search_dialog(self) -> None:
+        from app.search_dialog import PHOTO_FILTER
+
+        paths, _ = QFileDialog.getOpenFileNames(self, "Photos of one person", "", PHOTO_FILTER)
+        if paths:
+            self.search_photos(paths)
 
     # -- dialogs (menu) --------------------------------------------------------------------------
     def _add_files_dialog(self) -> None:
