@@ -214,4 +214,4 @@ def test_auto_on_a_cpu_builds_the_openvino_detector_once(tmp_path, monkeypatch, 
         caplog.clear()
         detector = YoloDetector("auto", device="cpu")
     assert detector.weights == first and first.endswith("_openvino_model") and first.startswith(str(tmp_path))
-    assert "building" not in caplog.text and "(OpenVINO)" in caplog.text  # reused, and the start-up log names it
+    assert "building the" not in caplog.text and "(OpenVINO, imgsz 512)" in caplog.text  # reused; the log names it
