@@ -247,3 +247,28 @@ def test_exact_index_matches_brute_force_and_reuses_rows():
     assert index.search(np.zeros(16), 3)[0].size == 0
     with pytest.raises(ValueError, match=r"query must have shape \(16,\)"):
         index.search(np.ones(3), 1)
+
+
+def test_the_recorder_survives_a_full_disk_and_writes_the_backlog_once_there_is_room(store, caplog):
+    from tracker.store.recorder import StoreRecorder
+
+    run = store.begin_run({"cam0": "a.mp4"})
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+    recorder = StoreRecorder(store, run, interval_s=0.05)
+    rng = np.random.default_rng(3)
+    for i in range(1, 30):  # ended tracks with thumbnails: more than two pages
+        recorder.ended(sighting(i, i, rng.normal(size=8), ended=True,
+                                thumb=rng.integers(0, 255, (128, 64, 3), np.uint8)))
+    recorder.submit([], 30)
+    deadline = time.monotonic() + 10
+    while not recorder.failures and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder.failures and recorder.error.startswith("cannot write the identity store: the disk is full")
+    assert "tracking goes on, writes are retried" in caplog.text
+    assert store.stats()["sightings"] == 0 and store.integrity_check() == "ok"
+    store._conn.execute("PRAGMA max_page_count = 1000000")  # room again
+    recorder.submit([], 30)
+    assert recorder.close(30)  # the backlog is written at the latest when closing
+    assert store.stats()["sightings"] == 29 and recorder.error == "" and recorder.commits >= 1
+    assert store.runs()[0].ended_at is not None

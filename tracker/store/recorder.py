@@ -141,7 +141,6 @@ class StoreRecorder:
             # live first: a track in an old live snapshot and in ``ended`` ends with its final record
             self.store.record(self.run_id, [*(live or ()), *ended], next_id)
         except (sqlite3.Error, OSError, StoreError) as exc:
-            self.failures += 1
             self.error = f"cannot write the identity store: {_why(exc)}"
             now = self._clock()
             if now - self._last_error_log >= _REPEAT_ERROR_S:
@@ -155,6 +154,7 @@ class StoreRecorder:
                     self.dropped += overflow
                 if self._live is None:
                     self._live = live
+            self.failures += 1  # last: a reader that sees it also sees the log line and the backlog
             return
         if self.error:
             log.warning("identity store writes work again (%d failed)", self.failures)
