@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,10 +197,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(path)
     return 0
 
-
-def copy_export(exported: Path, dest: Path) -> Path:
-    """Move an export (file or folder) to ``dest`` and return it."""
-    if dest.exists():
-        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-    shutil.move(str(exported), str(dest))
-    return dest
