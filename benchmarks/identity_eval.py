@@ -121,10 +121,11 @@ def load_frames(root: Path, tracklet: Tracklet, size: tuple[int, int]) -> np.nda
 
 
 def embed_tracklets(root: Path, tracklets: Sequence[Tracklet], embedder, clip_len: int,
-                    cache: Path | None = None) -> dict[str, np.ndarray]:
+                    cache: Path | None = None, flip: bool = False) -> dict[str, np.ndarray]:
     """``{tracklet: (clips, D) float32}``: each tracklet's non-overlapping clips, embedded.
 
-    With ``cache`` (an ``.npz``), features already there are reused and new ones added.
+    With ``cache`` (an ``.npz``), features already there are reused and new ones added. ``flip``:
+    each clip's feature is averaged with its horizontal mirror's (test-time augmentation).
     """
     done: dict[str, np.ndarray] = {}
     if cache is not None and cache.is_file():
@@ -138,7 +139,10 @@ def embed_tracklets(root: Path, tracklets: Sequence[Tracklet], embedder, clip_le
             done[t.name] = np.zeros((0, embedder.feature_dim), np.float32)
             continue
         clips = frames[: n * clip_len].reshape(n, clip_len, *frames.shape[1:])
-        done[t.name] = np.asarray(embedder.embed(clips), np.float32)
+        feature = np.asarray(embedder.embed(clips), np.float32)
+        if flip:
+            feature = (feature + np.asarray(embedder.embed(np.ascontiguousarray(clips[:, :, :, ::-1])), np.float32)) / 2
+        done[t.name] = feature
     if cache is not None and todo:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, **done)
@@ -245,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="only the first N tracklets of the stream")
     parser.add_argument("--cache", type=Path, help="folder for the embedded tracklets, reused across runs "
                         "(default: OUT; one file per re-ID model)")
+    parser.add_argument("--flip", action="store_true",
+                        help="average each clip's feature with its mirror image's (test-time augmentation)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     add_tracker_arguments(parser)
     args = parser.parse_args(argv)
@@ -261,8 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tracklets = split_identities(read_tracklets(args.mars_dap), args.split)
     stream = stream_order(tracklets, args.seed)[: args.limit]
     embedder = build_embedder(config.reid)
+    name = _cache_name(embedder).replace(".npz", "_flip.npz") if args.flip else _cache_name(embedder)
     features = embed_tracklets(args.mars_dap, stream, embedder, config.clip_len,
-                               cache=(args.cache or args.out) / _cache_name(embedder))
+                               cache=(args.cache or args.out) / name, flip=args.flip)
     rows = {"default": evaluate(config, stream, features, embedder.feature_dim)}
     for value in args.sweep:
         kind = type(getattr(config, args.setting))

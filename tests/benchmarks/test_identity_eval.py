@@ -74,6 +74,28 @@ def test_reader_splits_strips_into_rgb_frames(tmp_path):
     assert abs(int(frames[3, 100, 60, 2]) - 30) <= 3  # frame 3's blue value
 
 
+def test_flip_averages_each_clip_with_its_mirror_image(tmp_path):
+    from benchmarks.identity_eval import embed_tracklets
+
+    class LeftHalf:  # a feature that sees only the left half of each frame: mirroring changes it
+        input_size, feature_dim = (8, 4), 1
+
+        def embed(self, clips):
+            return clips[:, :, :, :2, 0].mean(axis=(1, 2, 3))[:, None].astype(np.float32)
+
+    root = _folder(tmp_path)
+    strip = cv2.imread(str(root / "tracklets" / "t0.jpg"))
+    strip[:, :, :] = 0
+    for f in range(8):
+        strip[:, f * FRAME_W:f * FRAME_W + FRAME_W // 2, 2] = 200  # red on the left half of each frame
+    cv2.imwrite(str(root / "tracklets" / "t0.jpg"), strip, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    rows = read_tracklets(root)[:1]
+    plain = embed_tracklets(root, rows, LeftHalf(), 4)["t0"]
+    both = embed_tracklets(root, rows, LeftHalf(), 4, flip=True)["t0"]
+    assert plain.shape == both.shape == (2, 1)
+    assert plain[0, 0] > 190 and abs(both[0, 0] - plain[0, 0] / 2) < 5  # the mirror sees no red: half
+
+
 def test_reader_errors_name_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="tracklets.csv"):
         read_tracklets(tmp_path)
