@@ -188,7 +188,8 @@ def verify_export(checkpoint: str | Path, onnx_path: str | Path, precision: str,
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="mcreid-export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mcreid-export", description=__doc__.splitlines()[0],
+                                     epilog="mcreid-export detector --help: export the person detector instead")
     parser.add_argument("--checkpoint", required=True, type=Path, help="STA checkpoint from `reid_model train`")
     parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
