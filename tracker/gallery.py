@@ -12,6 +12,26 @@ import numpy as np
 
 from tracker.signatures import Signature
 
+_blas_limited = False
+
+
+def single_threaded_blas() -> None:
+    """Run NumPy's BLAS on one thread in this process (threadpoolctl), once.
+
+    The gallery's products are small (``(N, 512) @ (512,)``). Split over both cores of a small
+    machine whose other core is busy with the detector or the embedder, one such product was seen
+    to wait 8 ms instead of 0.2 (README "Identity store and search"); on one thread it costs at
+    most ~0.1 ms more when the machine is idle. The detector and the embedders run on their own
+    thread pools (OpenVINO, onnxruntime), which this leaves alone.
+    """
+    global _blas_limited
+    if _blas_limited:
+        return
+    _blas_limited = True
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
 
 class IdentityGallery:
     """Rows of ended-member clip sums, one per identity.
@@ -21,6 +41,7 @@ class IdentityGallery:
     """
 
     def __init__(self, feature_dim: int) -> None:
+        single_threaded_blas()
         self.feature_dim = feature_dim
         self._sums = np.zeros((64, feature_dim), np.float64)
         self._unit = np.zeros((64, feature_dim), np.float32)

@@ -53,3 +53,18 @@ def test_removed_rows_are_reused_clean_and_the_store_grows():
     np.testing.assert_allclose(unit[gids.tolist().index(200)], np.eye(D)[200 % D], atol=1e-6)
     with pytest.raises(ValueError, match="already exists"):
         g.add(200)
+
+
+def test_a_gallery_puts_numpys_blas_on_one_thread():
+    import subprocess
+    import sys
+
+    code = ("from threadpoolctl import threadpool_info; import numpy;"
+            "before = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'];"
+            "from tracker.gallery import IdentityGallery; IdentityGallery(8);"
+            "after = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'];"
+            "print(before, after)")
+    env = {**__import__("os").environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    before, after = out.stdout.strip().split("] [")
+    assert "2" in before and set(after.strip("[]").split(", ")) == {"1"}, out.stdout + out.stderr
