@@ -4,6 +4,12 @@
 one per frame) -> per-camera tracking -> crops into clips -> the scheduler picks clips -> the
 embedder -> running-mean signatures -> global identities. It knows nothing about threads or
 sources; ``tracker.runner.PipelineRunner`` drives it from readers.
+
+A step is two halves joined by small values: ``process`` (the camera half: everything that needs
+the frames) turns frames into ``CameraUpdate``s (tracked boxes, the raw features of the clips
+embedded, the tracks that ended, best crops), and ``identify`` (the identity half) feeds them to
+the ``IdentityMatcher``. ``tracker.cluster`` runs the two halves on different machines: each camera
+actor runs ``process`` for its camera, one matcher actor runs ``identify`` for all of them.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 
 from mcreid.assets import asset_path
 from mcreid.embedder import Embedder
+from tracker.camera_stage import CameraStage
 from tracker.clips import ClipBuilder, CropFilter
 from tracker.config import TrackerConfig
 from tracker.detector import Detector, YoloDetector
@@ -28,7 +35,7 @@ from tracker.scheduler import ClipScheduler
 from tracker.tracking import CameraTracker
 from tracker.signatures import Signature
 from tracker.store.base import TrackSighting
-from tracker.types import CameraFrame, Clip, Detections, FrameResult, GlobalIdentity, TrackMember
+from tracker.types import CameraFrame, CameraUpdate, Clip, Detections, FrameResult, GlobalIdentity, TrackMember
 
 log = logging.getLogger(__name__)
 
@@ -108,36 +115,36 @@ class StageTimings:
         return {s: float(np.sum(v)) for s, v in self.samples.items()}
 
 
-@dataclass
-class _Camera:
-    tracker: CameraTracker
-    clips: ClipBuilder
-    steps: int = 0
-    last_step: dict[int, int] = field(default_factory=dict)  # track -> step it was last seen
-
-
 class Pipeline:
     """Detection, tracking, clips, signatures and global identities over several cameras.
 
     Args:
         config: the options.
-        detector: finds people (``YoloDetector`` or any ``Detector``).
-        embedder: clips -> raw features (``Embedder``).
+        detector: finds people (``YoloDetector`` or any ``Detector``); None for a pipeline that only
+            runs the identity half (``identify``: a cluster's matcher).
+        embedder: clips -> raw features (``Embedder``); the identity half reads only its
+            ``feature_dim`` (and the store its model file).
         tracker_factory: ``config -> CameraTracker``-like object with ``update(detections, frame)``.
         clock: seconds, for stage timings.
+        thumbnail_every: frames between two hand-overs of a live track's improved best crop from
+            the camera half to the identity half (``CameraStage``).
     """
 
-    def __init__(self, config: TrackerConfig, detector: Detector, embedder: Embedder,
+    def __init__(self, config: TrackerConfig, detector: Detector | None, embedder: Embedder,
                  tracker_factory: Callable[[TrackerConfig], CameraTracker] = CameraTracker,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, thumbnail_every: int = 1) -> None:
         self.config, self.detector, self.embedder = config, detector, embedder
         self._tracker_factory, self._clock = tracker_factory, clock
+        self.thumbnail_every = thumbnail_every
         self.matcher = matcher_from_config(config, embedder.feature_dim)
         self.scheduler = ClipScheduler(config.embed_budget_ms / 1000 if config.realtime else None)
         self.crop_filter = CropFilter(config.min_crop_height, config.min_crop_width, config.min_crop_conf,
                                       config.border_margin)
         self.timings = StageTimings()
-        self._cameras: dict[str, _Camera] = {}
+        self._cameras: dict[str, CameraStage] = {}  # the camera half
+        # the identity half: cameras that delivered updates, live tracks' best crops, identities' best crops
+        self._feeds: dict[str, None] = {}
+        self._crops: dict[tuple[str, int], tuple[np.ndarray, float]] = {}
         self._thumbnails: dict[int, tuple[float, np.ndarray]] = {}  # global id -> (score, BGR crop)
         self.recorder = None  # tracker.store.StoreRecorder (attach_recorder)
         self._settled_now: list[tuple[int, TrackMember, Signature]] = []
@@ -158,17 +165,15 @@ class Pipeline:
         """Every live track that has a global id, with its signature and best crop so far."""
         out = []
         for gid, member, signature in self.matcher.live_members():
-            camera = self._cameras.get(member.camera_id)
-            image, score = camera.clips.thumbnail(member.track_id) if camera else (None, -1.0)
+            image, score = self._crops.get((member.camera_id, member.track_id), (None, -1.0))
             out.append(TrackSighting(gid, member, signature, image, score))
         return out
 
-    def _record_settled(self, cameras: dict[str, _Camera]) -> None:
+    def _record_settled(self) -> None:
         """Hand the tracks the matcher just settled to the recorder, with their best crops (before
         the crops are dropped)."""
         for gid, member, signature in self._settled_now:
-            camera = cameras.get(member.camera_id)
-            image, score = camera.clips.thumbnail(member.track_id) if camera else (None, -1.0)
+            image, score = self._crops.get((member.camera_id, member.track_id), (None, -1.0))
             self.recorder.ended(TrackSighting(gid, member, signature, image, score, ended=True))
         self._settled_now.clear()
 
@@ -179,34 +184,54 @@ class Pipeline:
             raise ValueError(f"camera {camera_id!r} already exists")
         clips = ClipBuilder(camera_id, self.embedder.input_size, self.config.clip_len, self.config.clip_stride,
                             self.crop_filter)
-        self._cameras[camera_id] = _Camera(self._tracker_factory(self.config), clips)
+        self._cameras[camera_id] = CameraStage(self._tracker_factory(self.config), clips, self.thumbnail_every)
 
     @property
     def camera_ids(self) -> list[str]:
-        return list(self._cameras)
+        return list(dict.fromkeys([*self._cameras, *self._feeds]))
 
     def end_camera(self, camera_id: str) -> dict[int, int]:
         """End every track of a camera that stopped; returns ``{track_id: final global id (0: none)}``."""
         camera = self._cameras.pop(camera_id, None)
-        if camera is None:
+        if camera is None and camera_id not in self._feeds:
             return {}
-        for track_id in camera.last_step:
-            self.matcher.end_track(camera_id, track_id)
+        if camera is not None:  # the camera half hands over the best crops of the tracks it ends
+            self._take_crops(camera_id, camera.thumbnails(camera.end_all()))
+        self._feeds.pop(camera_id, None)
+        for camera, track_id in list(self.matcher.clip_counts()):  # its live tracks
+            if camera == camera_id:
+                self.matcher.end_track(camera_id, track_id)
         ended = self.matcher.resolve()
-        self._keep_thumbnails({camera_id: camera}, ended)
+        self._keep_thumbnails(ended)
         return {tid: gid for (cam, tid), gid in ended.items() if cam == camera_id}
 
     def finish(self) -> dict[str, dict[int, int]]:
         """End every camera; ``{camera_id: {track_id: final global id}}``."""
-        return {camera_id: self.end_camera(camera_id) for camera_id in list(self._cameras)}
+        return {camera_id: self.end_camera(camera_id) for camera_id in self.camera_ids}
 
     # -- one step ------------------------------------------------------------------------------
     def step(self, frames: Sequence[CameraFrame]) -> list[FrameResult]:
-        """Process one frame from each of some cameras (each camera at most once).
+        """Process one frame from each of some cameras (each camera at most once): ``process`` then
+        ``identify``.
 
         Returns:
             One ``FrameResult`` per input frame, in the same order.
         """
+        updates = self.process(frames)
+        ended = self.identify(updates)
+        return [self.frame_result(u, ended, f.image) for f, u in zip(frames, updates)]
+
+    def _lap(self, stage: str, tic: float) -> float:
+        toc = self._clock()
+        self.timings.add(stage, toc - tic)
+        return toc
+
+    # -- the camera half -----------------------------------------------------------------------
+    def process(self, frames: Sequence[CameraFrame]) -> list[CameraUpdate]:
+        """Detect, track, cut clips and embed the chosen ones: one ``CameraUpdate`` per frame, in
+        the same order (each camera at most once)."""
+        if self.detector is None:
+            raise RuntimeError("this pipeline has no detector: it only runs the identity half (identify)")
         if len({f.camera_id for f in frames}) != len(frames):
             raise ValueError(f"one frame per camera per step, got cameras {[f.camera_id for f in frames]}")
         for frame in frames:
@@ -217,85 +242,105 @@ class Pipeline:
         tic = self._lap("detect", tic)
         tracked = [self._cameras[f.camera_id].tracker.update(d, f.image) for f, d in zip(frames, detections)]
         tic = self._lap("track", tic)
-        clips = self._crop(frames, tracked)
+        clips = [c for f, t in zip(frames, tracked) for c in self._cameras[f.camera_id].advance(f, t)]
         tic = self._lap("crop", tic)
-        self._embed(clips)
-        tic = self._lap("embed", tic)
-        ended = self._end_stale_tracks()
-        tic = self._lap("match", tic)
-        if self.recorder is not None:
-            self.recorder.after_step(self)
-            self._lap("store", tic)
-        return [self._result(f, t, ended) for f, t in zip(frames, tracked)]
+        features = self._embed(clips)
+        self._lap("embed", tic)
+        return [self._update(f, t, features) for f, t in zip(frames, tracked)]
 
-    def _lap(self, stage: str, tic: float) -> float:
-        toc = self._clock()
-        self.timings.add(stage, toc - tic)
-        return toc
-
-    def _crop(self, frames: Sequence[CameraFrame], tracked: list[Detections]) -> list[Clip]:
-        clips: list[Clip] = []
-        for frame, boxes in zip(frames, tracked):
-            camera = self._cameras[frame.camera_id]
-            camera.steps += 1
-            for track_id, xyxy in zip(boxes.track_id, boxes.xyxy):
-                camera.last_step[int(track_id)] = camera.steps
-                self.matcher.observe(frame.camera_id, int(track_id), frame.frame_index, frame.time_s, xyxy)
-            clips += camera.clips.update(frame.image, frame.frame_index, boxes)
-        return clips
-
-    def _embed(self, clips: list[Clip]) -> None:
-        chosen = self.scheduler.select(clips, self.matcher.clip_counts())
+    def _embed(self, clips: list[Clip]) -> list[tuple[Clip, np.ndarray]]:
+        counts = {(cid, tid): n for cid, camera in self._cameras.items() for tid, n in camera.embedded.items()}
+        chosen = self.scheduler.select(clips, counts)
         batch = self.config.embed_batch
+        out = []
         for start in range(0, len(chosen), batch):
             part = chosen[start:start + batch]
             tic = time.perf_counter()
             features = self.embedder.embed(np.stack([c.crops for c in part]))
             self.scheduler.record(len(part), time.perf_counter() - tic)
             for clip, feature in zip(part, features):
-                self.matcher.add_feature(clip.camera_id, clip.track_id, feature)
+                self._cameras[clip.camera_id].count_embedded(clip.track_id)
+                out.append((clip, feature))
+        return out
 
-    def _end_stale_tracks(self) -> dict[tuple[str, int], int]:
-        """Tracks unseen for longer than the tracker keeps them are over; then resolve identities."""
-        for camera_id, camera in self._cameras.items():
-            for track_id, last in list(camera.last_step.items()):
-                if camera.steps - last > self.config.track_buffer:
-                    self.matcher.end_track(camera_id, track_id)
+    def _update(self, frame: CameraFrame, boxes: Detections, features: list[tuple[Clip, np.ndarray]]) -> CameraUpdate:
+        """The frame's ``CameraUpdate``; tracks unseen for longer than the tracker keeps them end."""
+        camera = self._cameras[frame.camera_id]
+        mine = [(clip.track_id, feature) for clip, feature in features if clip.camera_id == frame.camera_id]
+        dim = self.embedder.feature_dim
+        ended = camera.end_stale(self.config.track_buffer)
+        return CameraUpdate(frame.camera_id, frame.frame_index, frame.time_s, boxes,
+                            np.array([t for t, _ in mine], np.int64),
+                            np.array([f for _, f in mine], np.float32).reshape(len(mine), dim),
+                            ended, camera.thumbnails(ended), frame.captured_at)
+
+    # -- the identity half ---------------------------------------------------------------------
+    def identify(self, updates: Sequence[CameraUpdate]) -> dict[tuple[str, int], int]:
+        """Feed one step's updates (each camera at most once) to the matcher in a fixed order:
+        every camera's observations, then every camera's clip features, then the ended tracks; then
+        resolve identities. Returns ``{ended track: its final global id (0: none)}``."""
+        tic = self._clock()
+        for update in updates:
+            self._feeds.setdefault(update.camera_id)
+            self._take_crops(update.camera_id, update.thumbnails)
+            for track_id, xyxy in zip(update.boxes.track_id, update.boxes.xyxy):
+                self.matcher.observe(update.camera_id, int(track_id), update.frame_index, update.time_s, xyxy)
+        for update in updates:
+            for track_id, feature in zip(update.feature_track_ids, update.features):
+                self.matcher.add_feature(update.camera_id, int(track_id), feature)
+        for update in updates:
+            for track_id in update.ended:
+                self.matcher.end_track(update.camera_id, track_id)
         ended = self.matcher.resolve()
-        self._keep_thumbnails(self._cameras, ended)
+        self._keep_thumbnails(ended)
+        tic = self._lap("match", tic)
+        if self.recorder is not None:
+            self.recorder.after_step(self)
+            self._lap("store", tic)
         return ended
 
-    def _keep_thumbnails(self, cameras: dict[str, _Camera], ended: dict[tuple[str, int], int]) -> None:
+    def _take_crops(self, camera_id: str, thumbnails: dict[int, tuple[np.ndarray, float]]) -> None:
+        for track_id, (image, score) in thumbnails.items():
+            self._crops[camera_id, int(track_id)] = (image, float(score))
+
+    def _keep_thumbnails(self, ended: dict[tuple[str, int], int]) -> None:
         """Fold ended tracks' best crops into their identity, then forget the tracks."""
         if self.recorder is not None:
-            self._record_settled(cameras)
-        for (camera_id, track_id), gid in ended.items():
-            camera = cameras.get(camera_id)
-            if camera is None:
-                continue
+            self._record_settled()
+        for key, gid in ended.items():
+            image, score = self._crops.pop(key, (None, -1.0))
             if gid:
-                self._offer_thumbnail(gid, *camera.clips.thumbnail(track_id))
-            camera.clips.drop_track(track_id)
-            camera.last_step.pop(track_id, None)
+                self._offer_thumbnail(gid, image, score)
 
     def _offer_thumbnail(self, gid: int, image: np.ndarray | None, score: float) -> None:
         if image is not None and score > self._thumbnails.get(gid, (-1.0, None))[0]:
             self._thumbnails[gid] = (score, _small(image))
 
-    def _result(self, frame: CameraFrame, boxes: Detections, ended: dict[tuple[str, int], int]) -> FrameResult:
-        gids = np.array([self.matcher.global_id(frame.camera_id, int(t)) for t in boxes.track_id], np.int64)
+    def frame_result(self, update: CameraUpdate, ended: dict[tuple[str, int], int],
+                     image: np.ndarray) -> FrameResult:
+        """The ``FrameResult`` of an identified update: each box's global id (0: none yet) and colour.
+
+        Args:
+            update: from ``process``.
+            ended: what ``identify`` returned for the step.
+            image: the frame (a cluster's matcher, which never sees frames, passes an empty one).
+        """
+        boxes = update.boxes
+        gids = np.array([self.matcher.global_id(update.camera_id, int(t)) for t in boxes.track_id], np.int64)
         now = time.monotonic()
         return FrameResult(
-            camera_id=frame.camera_id, frame_index=frame.frame_index, image=frame.image, xyxy=boxes.xyxy,
+            camera_id=update.camera_id, frame_index=update.frame_index, image=image, xyxy=boxes.xyxy,
             confidence=boxes.confidence, track_id=boxes.track_id, global_id=gids,
             colours=tuple(colour_for(int(g)) for g in gids),
-            ended_tracks={tid: gid for (cam, tid), gid in ended.items() if cam == frame.camera_id},
-            captured_at=frame.captured_at, latency_s=max(0.0, now - frame.captured_at) if frame.captured_at else 0.0)
+            ended_tracks={tid: gid for (cam, tid), gid in ended.items() if cam == update.camera_id},
+            captured_at=update.captured_at,
+            latency_s=max(0.0, now - update.captured_at) if update.captured_at else 0.0)
 
     def bookkeeping(self) -> dict[str, int]:
         """Records held per track and identity, summed over the cameras (soak tests watch these)."""
         counts = dict(self.matcher.bookkeeping())
         counts["thumbnails"] = len(self._thumbnails)
+        counts["live_crops"] = len(self._crops)
         counts["clip_states"] = sum(len(c.clips.track_ids) for c in self._cameras.values())
         counts["camera_tracks"] = sum(len(c.last_step) for c in self._cameras.values())
         for camera in self._cameras.values():
@@ -314,12 +359,10 @@ class Pipeline:
                 (``GlobalIdentity.older``), at a cost that does not grow with the run (for viewers).
         """
         best = dict(self._thumbnails)
-        for camera_id, camera in self._cameras.items():
-            for track_id in camera.last_step:
-                gid = self.matcher.global_id(camera_id, track_id)
-                image, score = camera.clips.thumbnail(track_id)
-                if gid and image is not None and score > best.get(gid, (-1.0, None))[0]:
-                    best[gid] = (score, _small(image))
+        for (camera_id, track_id), (image, score) in self._crops.items():
+            gid = self.matcher.global_id(camera_id, track_id)
+            if gid and image is not None and score > best.get(gid, (-1.0, None))[0]:
+                best[gid] = (score, _small(image))
         return [replace(ident, thumbnail=best.get(ident.global_id, (0, None))[1], colour=colour_for(ident.global_id))
                 for ident in self.matcher.identities(recent)]
 

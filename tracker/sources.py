@@ -130,11 +130,16 @@ class CameraReader:
         reconnect: backoff for streams and webcams.
         max_bad_frames: consecutive unreadable frames skipped inside a file before it counts as ended.
         max_frames: end the source after this many frames (None: read to the end).
+        start_frame: frames already processed by an earlier reader of this source (a restarted
+            cluster camera): a file resumes after them, and frame indices of every kind of source
+            continue from there.
     """
 
     def __init__(self, spec: SourceSpec, realtime: bool = False, queue_size: int = 4,
                  open_capture: Callable[[str], Any] | None = None, reconnect: ReconnectPolicy | None = None,
-                 max_bad_frames: int = 25, max_frames: int | None = None) -> None:
+                 max_bad_frames: int = 25, max_frames: int | None = None, start_frame: int = 0) -> None:
+        if start_frame < 0:
+            raise ValueError(f"start_frame must be >= 0, got {start_frame}")
         self.spec = spec
         self.realtime = realtime
         self.frames: queue.Queue[CameraFrame] = queue.Queue(maxsize=1 if realtime else queue_size)
@@ -148,7 +153,7 @@ class CameraReader:
         self.dropped = 0
         self.total_frames = 0
         self.fps = 0.0
-        self._frame_index = 0
+        self._frame_index = self.start_frame = start_frame
         self._started_at = 0.0
         self._stop = threading.Event()
         self._resume = threading.Event()
@@ -231,8 +236,10 @@ class CameraReader:
                 self._set(CameraStatus.ERROR, f"cannot open {path}: not a video OpenCV can read")
                 return
             self._probe(capture)
+            if self.start_frame and not self._skip(capture, path):
+                return
             ok, frame = capture.read()
-            if not ok:
+            if not ok and not self.start_frame:
                 self._set(CameraStatus.ERROR, f"cannot read any frame from {path}: unreadable or empty video")
                 return
             self._set(CameraStatus.RUNNING)
@@ -260,6 +267,18 @@ class CameraReader:
         finally:
             capture.release()
 
+    def _skip(self, capture: Any, path: Path) -> bool:
+        """Resume after ``start_frame`` frames (decoded and dropped: a seek is not frame-exact in
+        every codec); False when the file ended before."""
+        for _ in range(self.start_frame):
+            if self._stop.is_set():
+                return False
+            if not capture.grab():
+                self._set(CameraStatus.ENDED, f"end of file: it has no frame after {self.start_frame} (resumed there)")
+                return False
+        log.info("camera %s: resuming %s after frame %d", self.spec.camera_id, path, self.start_frame)
+        return True
+
     def _end_of_file(self, last_frame: int) -> None:
         """Ended after frame ``last_frame``. Unreadable frames at the end are not counted as drops:
         a truncated file (header longer than its data) gets its real length as ``total_frames``."""
@@ -277,7 +296,7 @@ class CameraReader:
     def _pace(self, started: float) -> None:
         """Real-time files: wait until this frame is due."""
         if self.realtime and self.spec.kind == "file":
-            delay = started + (self._frame_index - 1) / self.fps - time.monotonic()
+            delay = started + (self._frame_index - 1 - self.start_frame) / self.fps - time.monotonic()
             if delay > 0:
                 self._stop.wait(delay)
 

@@ -57,9 +57,13 @@ class CameraTracker:
 
     Args:
         config: tracker type and thresholds.
+        first_track_id: the id of the camera's first track (a camera restarted after a crash
+            continues after the ids it had given, so no id names two tracks).
     """
 
-    def __init__(self, config: TrackerConfig) -> None:
+    def __init__(self, config: TrackerConfig, first_track_id: int = 1) -> None:
+        if first_track_id < 1:
+            raise ValueError(f"first_track_id must be >= 1, got {first_track_id}")
         import_ultralytics()
         from ultralytics.utils import IterableSimpleNamespace
 
@@ -68,7 +72,7 @@ class CameraTracker:
             raise ValueError(f"unknown tracker {config.tracker_type!r}; choose one of {', '.join(classes)}")
         self._tracker = classes[config.tracker_type](IterableSimpleNamespace(**config.ultralytics_args()))
         self._local_ids: dict[int, int] = {}
-        self._next_id = 1
+        self._next_id = first_track_id
 
     def _local_id(self, ultralytics_id: int) -> int:
         local = self._local_ids.get(ultralytics_id)

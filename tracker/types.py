@@ -108,6 +108,46 @@ class CameraFrame:
 
 
 @dataclass(frozen=True)
+class CameraUpdate:
+    """One camera frame as the identity side sees it: no image, only what the matcher needs.
+
+    ``Pipeline.process`` (the camera half: detect, track, clips, embed) makes one per frame and
+    ``Pipeline.identify`` (the identity half: signatures, global ids) consumes them; in a cluster
+    they are what a camera sends to the matcher.
+
+    Attributes:
+        camera_id, frame_index, time_s, captured_at: as in ``CameraFrame``.
+        boxes: the tracked boxes (``track_id`` set).
+        feature_track_ids: ``(K,)`` int64, the track of each embedded clip.
+        features: ``(K, D)`` float32 raw features of the clips embedded in this frame, in clip order.
+        ended: tracks of this camera that are over (unseen for more than ``track_buffer`` frames).
+        thumbnails: track id -> (its best crop so far, ``(H, W, 3)`` uint8 BGR, and the crop's score),
+            for tracks whose best crop improved since it was last handed over.
+    """
+
+    camera_id: str
+    frame_index: int
+    time_s: float
+    boxes: Detections
+    feature_track_ids: np.ndarray
+    features: np.ndarray
+    ended: tuple[int, ...] = ()
+    thumbnails: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
+    captured_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.boxes.track_id is None:
+            raise ValueError(f"camera {self.camera_id!r} frame {self.frame_index}: boxes need track ids")
+        tracks = _as_array(self.feature_track_ids, np.int64).reshape(-1)
+        features = _as_array(self.features, np.float32)
+        if features.ndim != 2 or len(features) != len(tracks):
+            raise ValueError(f"features must be a (K, D) array with K = {len(tracks)} (one per feature track id), "
+                             f"got shape {features.shape}")
+        object.__setattr__(self, "feature_track_ids", tracks)
+        object.__setattr__(self, "features", features)
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """What the pipeline made of one camera frame.
 
