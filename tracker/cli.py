@@ -12,6 +12,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from mcreid.logs import setup_logging
+from tracker.cluster.options import ClusterOptions, add_cluster_arguments, cluster_options_from_args
 from tracker.config import TrackerConfig, add_tracker_arguments, config_from_args
 from tracker.out_dir import describe_os_error, prepare_out_dir
 from tracker.outputs import CameraWriter, final_track_ids, write_identities
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="count", default=0)
     add_tracker_arguments(run)
     add_store_arguments(run)
+    add_cluster_arguments(run)
     return parser
 
 
@@ -158,6 +160,34 @@ def exit_code(summary: dict[str, object], signals: StopSignals) -> int:
     return 0 if any(c["status"] != CameraStatus.ERROR.value for c in cameras.values()) else 1
 
 
+def run_on_cluster(args: argparse.Namespace, config: TrackerConfig, cluster: ClusterOptions,
+                   signals: StopSignals) -> int:
+    """``--cluster``: the same run on Ray (``tracker.cluster``), with the same outputs and exit codes.
+    ``--out`` and ``--store`` are written by the matcher actor: on this machine with ``local`` and
+    ``auto``, on the head node with ``ray://`` (give paths that exist there)."""
+    remote = cluster.target.kind == "client"
+    out_dir = args.out if remote else prepare_out_dir(args.out).resolve()
+    if not remote:
+        check_store_args(args)
+    elif args.retention_days is not None and args.store is None:
+        raise ValueError("--retention-days needs --store")
+    store = None
+    if args.store is not None:
+        store = (str(args.store if remote else args.store.expanduser().resolve()), args.retention_days)
+    from tracker.cluster.launch import ClusterError, run_cluster
+
+    try:
+        summary = run_cluster(config, args.source, out_dir, cluster, store=store, max_frames=args.max_frames,
+                              stop=signals.event, progress=not args.no_progress, on_connect=signals.install)
+    except ClusterError as exc:
+        log.error("%s", exc)
+        return 2
+    code = exit_code(summary, signals)
+    if not summary.get("store_written", True) and code == 0:
+        code = 1  # the store could not be written (the matcher logged why)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit codes: 0 done, 1 every camera failed or the outputs (or the identity store) could not be
     written, 2 bad options, models, output folder or store (nothing run), 130 / 143 stopped by SIGINT /
@@ -169,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.max_frames is not None and args.max_frames < 1:
                 raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
             config = config_from_args(args)
+            cluster = cluster_options_from_args(args)
+            if cluster is not None:  # Ray is imported from here on only
+                return run_on_cluster(args, config, cluster, signals)
             out_dir = prepare_out_dir(args.out)  # before any model loads
             check_store_args(args)
             pipeline = build_pipeline(config)

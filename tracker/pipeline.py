@@ -55,12 +55,13 @@ def colour_for(global_id: int) -> tuple[int, int, int]:
     return (int(b * 255), int(g * 255), int(r * 255))
 
 
-def build_embedder(reid: str | None, reid_input: str | None = None) -> Embedder:
+def build_embedder(reid: str | None, reid_input: str | None = None, threads: int | None = None) -> Embedder:
     """The re-ID embedder: the bundled trained STA clip model (default), ``"osnet"`` for the OSNet
     x0.25 image model in the assets, or any STA export / per-image re-ID ONNX file.
 
     ``reid_input`` is a per-image model's colour order and normalisation
     (``export.onnx_embedder.INPUT_FORMATS``; None: the model's metadata, else ``rgb-imagenet``).
+    ``threads``: onnxruntime's CPU threads (None: every core this process may use).
 
     Raises:
         FileNotFoundError: the given model (or the bundled one) is missing.
@@ -77,20 +78,20 @@ def build_embedder(reid: str | None, reid_input: str | None = None) -> Embedder:
                                     "repository; see export/models/MODEL_CARD.md), or pass --reid osnet")
         log.info("re-ID: the bundled STA-OSNet clip model trained on mars_dap (%s; export/models/MODEL_CARD.md); "
                  "--reid osnet for the OSNet x0.25 image model", BUNDLED_STA)
-        return OnnxClipEmbedder(BUNDLED_STA)
+        return OnnxClipEmbedder(BUNDLED_STA, threads=threads)
     if reid == "osnet":
         path = asset_path(OSNET_REID, "the OSNet x0.25 re-ID model (ONNX)", "or pass --reid MODEL.onnx")
         log.info("re-ID: the OSNet x0.25 *image* model (%s), frame features averaged per clip", path)
-        return OnnxImageEmbedder(path, input_format=reid_input)
+        return OnnxImageEmbedder(path, input_format=reid_input, threads=threads)
     path = Path(reid).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"re-ID model not found: {path}; expected an .onnx file (an STA export from "
                                 "mcreid-export, or a per-image model such as osnet_x0_25_msmt17.onnx)")
     try:
-        embedder = OnnxClipEmbedder(path)
+        embedder = OnnxClipEmbedder(path, threads=threads)
         log.info("re-ID: STA clip model %s", path)
     except NotAClipModel:  # no STA outputs: a per-image model (or the wrong kind, which it reports)
-        embedder = OnnxImageEmbedder(path, input_format=reid_input)
+        embedder = OnnxImageEmbedder(path, input_format=reid_input, threads=threads)
         log.info("re-ID: per-image model %s (%s), frame features averaged per clip", path, embedder.input_format)
     return embedder
 
@@ -190,13 +191,24 @@ class Pipeline:
     def camera_ids(self) -> list[str]:
         return list(dict.fromkeys([*self._cameras, *self._feeds]))
 
-    def end_camera(self, camera_id: str) -> dict[int, int]:
-        """End every track of a camera that stopped; returns ``{track_id: final global id (0: none)}``."""
+    def release_camera(self, camera_id: str) -> dict[int, tuple[np.ndarray, float]] | None:
+        """The camera half forgets a camera that stopped; returns the best crops of the tracks it
+        ends that were not handed over yet (None: no such camera here)."""
         camera = self._cameras.pop(camera_id, None)
-        if camera is None and camera_id not in self._feeds:
+        return None if camera is None else camera.thumbnails(camera.end_all())
+
+    def end_camera(self, camera_id: str,
+                   thumbnails: dict[int, tuple[np.ndarray, float]] | None = None) -> dict[int, int]:
+        """End every track of a camera that stopped; returns ``{track_id: final global id (0: none)}``.
+
+        Args:
+            thumbnails: best crops of its tracks from a camera half that runs elsewhere (a cluster
+                camera's last message), as in ``CameraUpdate.thumbnails``.
+        """
+        crops = self.release_camera(camera_id)
+        if crops is None and camera_id not in self._feeds:
             return {}
-        if camera is not None:  # the camera half hands over the best crops of the tracks it ends
-            self._take_crops(camera_id, camera.thumbnails(camera.end_all()))
+        self._take_crops(camera_id, {**(crops or {}), **(thumbnails or {})})
         self._feeds.pop(camera_id, None)
         for camera, track_id in list(self.matcher.clip_counts()):  # its live tracks
             if camera == camera_id:

@@ -264,12 +264,19 @@ class PipelineRunner:
 
     def _gather(self) -> list[CameraFrame]:
         """At most one frame per camera. Real-time: whatever is newest now; else the next frame of
-        every running camera (cameras reconnecting or opening are not waited for)."""
+        every file (waited for until it comes or the file is over, so the k-th step holds every
+        file's k-th frame however slowly a reader opens or decodes: the run is reproducible) and of
+        every running stream or webcam (up to 0.5 s; those opening or reconnecting are not waited for)."""
         with self._lock:
             readers = [r for cid, r in self._readers.items() if cid not in self._ended]
         frames = []
         deadline = time.monotonic() + (0.05 if self.config.realtime else 0.5)
         for reader in readers:
+            if not self.config.realtime and reader.spec.kind == "file":
+                frame = self._next_file_frame(reader)
+                if frame is not None:
+                    frames.append(frame)
+                continue
             wait = 0.0
             if not self.config.realtime and reader.status == CameraStatus.RUNNING:
                 wait = max(0.001, deadline - time.monotonic())
@@ -279,6 +286,14 @@ class PipelineRunner:
         if not frames:  # nothing ready (sources opening or reconnecting, or none left): do not spin
             self._stop.wait(0.005 if readers else 0.02)
         return frames
+
+    def _next_file_frame(self, reader: CameraReader) -> CameraFrame | None:
+        """A file's next frame, waited for until it comes, the file is over, or a stop or pause."""
+        while not self._stop.is_set() and self._running.is_set():
+            frame = reader.get(0.02)
+            if frame is not None or reader.finished:
+                return frame
+        return reader.get()
 
     def _process(self, frames: list[CameraFrame]) -> None:
         results = self.pipeline.step(frames)

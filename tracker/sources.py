@@ -239,8 +239,11 @@ class CameraReader:
             if self.start_frame and not self._skip(capture, path):
                 return
             ok, frame = capture.read()
-            if not ok and not self.start_frame:
-                self._set(CameraStatus.ERROR, f"cannot read any frame from {path}: unreadable or empty video")
+            if not ok:
+                if self.start_frame:
+                    self._set(CameraStatus.ENDED, f"end of file: no frame after frame {self.start_frame} (resumed there)")
+                else:
+                    self._set(CameraStatus.ERROR, f"cannot read any frame from {path}: unreadable or empty video")
                 return
             self._set(CameraStatus.RUNNING)
             started, bad = time.monotonic(), 0
@@ -274,7 +277,7 @@ class CameraReader:
             if self._stop.is_set():
                 return False
             if not capture.grab():
-                self._set(CameraStatus.ENDED, f"end of file: it has no frame after {self.start_frame} (resumed there)")
+                self._set(CameraStatus.ENDED, f"end of file: no frame after frame {self.start_frame} (resumed there)")
                 return False
         log.info("camera %s: resuming %s after frame %d", self.spec.camera_id, path, self.start_frame)
         return True
