@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reid_model.metrics import distance_matrix, euclidean_distance
+from reid_model.metrics import (
+    cosine_distance,
+    distance_matrix,
+    euclidean_distance,
+    l2_normalize,
+)
 
 
 def test_euclidean_small_distances_are_exact_not_floored():
@@ -43,3 +48,32 @@ def test_rank_reads_the_cmc_one_based_and_refuses_ranks_outside_it():
         with pytest.raises(ValueError) as err:
             scores.rank(k)
         assert str(err.value) == f"rank must be in 1..3, got {k}"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: l2_normalize(np.ones(3)), "features must be a numeric (N, D) array, got shape (3,) dtype float64"),
+        (lambda: cosine_distance(np.ones(3), np.ones((1, 3))),
+         "query features must be a numeric (N, D) array, got shape (3,) dtype float64"),
+        (lambda: euclidean_distance(np.ones((1, 3)), np.ones((1, 1, 3))),
+         "gallery features must be a numeric (N, D) array, got shape (1, 1, 3) dtype float64"),
+        # numbers written as text, or truth values, are not features (astype would quietly read them)
+        (lambda: l2_normalize(np.array([["1", "2"]])), "features must be a numeric (N, D) array, got shape (1, 2) dtype <U1"),
+        (lambda: cosine_distance(np.ones((1, 2), bool), np.ones((1, 2))),
+         "query features must be a numeric (N, D) array, got shape (1, 2) dtype bool"),
+    ],
+)
+def test_features_that_are_not_a_numeric_matrix_are_refused_by_name(call, message: str):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert str(err.value) == message
+
+
+def test_l2_normalize_scales_short_rows_up_and_keeps_zero_rows_zero():
+    out = l2_normalize(np.array([[0.3, 0.4], [0.0, 0.0], [3.0, 4.0], [1e-8, 0.0]]))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0], [0.6, 0.8], [1.0, 0.0]], atol=1e-6)
+    # cosine therefore ignores the length of short vectors too
+    q, g = np.array([[0.03, 0.04]]), np.array([[0.04, 0.03], [0.003, 0.004]])
+    np.testing.assert_allclose(cosine_distance(q, g), [[0.04, 0.0]], atol=1e-6)
