@@ -65,6 +65,13 @@ def connect(target: ClusterTarget) -> Iterator[None]:
         ClusterError: the cluster cannot be reached, with the address and what was expected.
     """
     ray = import_ray()
+    if target.kind == "client":
+        host, port = target.host_port
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise ClusterError(f"cannot reach the Ray cluster at {target.address}: {exc.strerror or exc}; expected "
+                               "a Ray head's client server there (`ray start --head` listens on port 10001)") from None
     if ray.is_initialized():
         yield
         return
@@ -81,12 +88,6 @@ def connect(target: ClusterTarget) -> Iterator[None]:
                                "`ray start --head` (or join one with `ray start --address HEAD:6379`), or use "
                                "--cluster local") from None
     else:
-        host, port = target.host_port
-        try:
-            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-        except OSError as exc:
-            raise ClusterError(f"cannot reach the Ray cluster at {target.address}: {exc.strerror or exc}; expected "
-                               "a Ray head's client server there (`ray start --head` listens on port 10001)") from None
         try:
             ray.init(address=target.address, **quiet)
         except (ConnectionError, RuntimeError) as exc:
@@ -133,8 +134,8 @@ def _cause(exc: BaseException) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):  # the innermost "Type: message" of a traceback
         if ": " in line and not line.startswith(("File ", "The actor", "ray.", "Traceback")):
-            return line
-    return lines[-1] if lines else type(exc).__name__
+            return line[:300]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
 class ClusterJob:
@@ -215,27 +216,29 @@ class ClusterJob:
     # -- run -------------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> dict[str, object]:
         """Run every camera to its end (or until ``stop``); the matcher's summary of the run."""
-        from ray.exceptions import ActorDiedError, RayActorError, RayError
+        from ray.exceptions import RayError
 
         ray, stop = self.ray, stop or threading.Event()
-        runs = {actor.run.remote(): camera_id for camera_id, actor in self.cameras.items()}
+        # the calls in flight: a camera's ``run``, or its ``ready`` while Ray restarts it
+        calls = {actor.run.remote(): (camera_id, "run") for camera_id, actor in self.cameras.items()}
         bars = _Bars(self.progress, self.specs, self.max_frames)
         stop_sent, checked = False, time.monotonic()
         try:
-            while runs:
-                ready, _ = ray.wait(list(runs), num_returns=1, timeout=0.5)
+            while calls:
+                ready, _ = ray.wait(list(calls), num_returns=1, timeout=0.5)
                 for ref in ready:
-                    camera_id = runs.pop(ref)
+                    camera_id, what = calls.pop(ref)
                     try:
                         ray.get(ref)
-                    except (ActorDiedError, RayActorError) as exc:
-                        again = self._camera_died(camera_id, exc, permanent=isinstance(exc, ActorDiedError))
-                        if again:
-                            runs[self.cameras[camera_id].run.remote()] = camera_id
-                    except RayError as exc:  # raised inside run(): the matcher may be gone
+                    except RayError as exc:
                         if not self._matcher_alive():
                             return self._matcher_lost(exc)
-                        ray.get(self.matcher.camera_failed.remote(camera_id, f"failed: {_cause(exc)}"))
+                        follow = self._camera_call_failed(camera_id, what, exc)
+                        if follow is not None:
+                            calls[getattr(self.cameras[camera_id], follow).remote()] = (camera_id, follow)
+                        continue
+                    if what == "ready":  # restarted: the camera goes on where the matcher's record stops
+                        calls[self.cameras[camera_id].run.remote()] = (camera_id, "run")
                 if stop.is_set() and not stop_sent:
                     log.warning("stopping: the cameras send what they processed, then the outputs are written")
                     ray.get(self.matcher.stop.remote())
@@ -261,22 +264,29 @@ class ClusterJob:
             summary["cameras"][camera_id]["actor_deaths"] = deaths
         return summary
 
-    def _camera_died(self, camera_id: str, exc: BaseException, permanent: bool) -> bool:
-        """A camera actor died: True when its ``run`` should be called again (Ray restarts it)."""
-        self.deaths[camera_id] += 1
-        deaths, limit = self.deaths[camera_id], self.options.camera_restarts
-        why = _cause(exc)
-        if not self._matcher_alive():
-            return False  # the loop notices the matcher on its next check
-        if permanent or deaths > limit:
-            self.ray.get(self.matcher.camera_failed.remote(
-                camera_id, f"its actor died {deaths} times, Ray restarts it at most {limit} (--camera-restarts); "
-                           f"last: {why}"))
-            return False
-        log.warning("camera %s: its actor died (%s); Ray restarts it (%d of %d) and the camera resumes", camera_id,
-                    why, deaths, limit)
-        self.ray.get(self.matcher.camera_restarting.remote(camera_id, f"actor restarting ({deaths} of {limit})"))
-        return True
+    def _camera_call_failed(self, camera_id: str, what: str, exc: BaseException) -> str | None:
+        """A camera's ``run`` or ``ready`` raised (the matcher is alive): the call to make next
+        ("ready" while Ray restarts the actor, "run" never directly), or None when the camera is
+        given up."""
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+        limit = self.options.camera_restarts
+        if isinstance(exc, ActorUnavailableError) and what == "ready":  # still restarting
+            time.sleep(0.2)
+            return "ready"
+        if isinstance(exc, ActorDiedError) or not isinstance(exc, RayActorError):  # for good, or it raised
+            deaths = self.deaths[camera_id] + (what == "run" and isinstance(exc, RayActorError))
+            self.deaths[camera_id] = deaths
+            why = (f"its actor died {deaths} times, Ray restarts it at most {limit} (--camera-restarts): "
+                   if isinstance(exc, RayActorError) else "failed: ") + _cause(exc)
+            self.ray.get(self.matcher.camera_failed.remote(camera_id, why))
+            return None
+        self.deaths[camera_id] += 1  # its run was cut short: Ray restarts the actor
+        log.warning("camera %s: its actor died (%s); Ray restarts it (%d of at most %d) and the camera resumes",
+                    camera_id, _cause(exc), self.deaths[camera_id], limit)
+        self.ray.get(self.matcher.camera_restarting.remote(
+            camera_id, f"actor restarting ({self.deaths[camera_id]} of at most {limit})"))
+        return "ready"
 
     def _matcher_alive(self) -> bool:
         from ray.exceptions import RayError
@@ -289,8 +299,8 @@ class ClusterJob:
     def _matcher_lost(self, exc: BaseException) -> dict[str, object]:
         where = f"; the identities recorded in {self.store[0]} up to its last commit come back when this job is " \
                 "run again with the same --store" if self.store else ""
-        self.error = (f"the matcher actor was lost ({_cause(exc)}): this run's identities are gone, the MOT rows "
-                      f"written so far stay in {self.out_dir}{where}")
+        self.error = (f"the matcher actor was lost ({type(exc).__name__}: it died, was killed, or its node was lost): "
+                      f"this run's identities are gone, the MOT rows written so far stay in {self.out_dir}{where}")
         log.error("%s", self.error)
         self.kill()
         return {"cameras": {s.camera_id: {"status": "error", "message": "the matcher was lost", "frames": 0,

@@ -163,6 +163,7 @@ class MatcherCore:
                 self.ignored_batches += 1
                 return False
             self.received_batches += 1
+            feed.restarting = ""  # its (new) actor is up
             for step in batch.steps:
                 if step.seq != feed.received_seq + 1:
                     log.warning("camera %s: step %d after %d (steps lost on the way)", batch.camera_id, step.seq,
@@ -192,9 +193,12 @@ class MatcherCore:
 
     # -- from the driver -------------------------------------------------------------------------
     def camera_restarting(self, camera_id: str, why: str) -> None:
-        """The camera's actor died and Ray restarts it: lockstep waits for it meanwhile."""
+        """The camera's actor died and Ray restarts it: lockstep waits for it meanwhile (until its
+        new actor sends)."""
         with self.lock:
-            self._feed(camera_id).restarting = why
+            feed = self._feed(camera_id)
+            if not (feed.final_received or feed.done):
+                feed.restarting = why
 
     def camera_failed(self, camera_id: str, why: str) -> None:
         """The camera is given up (its actor could not start, or died too often): it ends after
@@ -337,7 +341,7 @@ class MatcherCore:
             return JobSnapshot(self.job, tuple(self.camera_states()),
                                {cid: f.report.frame_size for cid, f in self.feeds.items()}, bare, thumbnails,
                                {cid: f.boxes for cid, f in self.feeds.items() if f.boxes is not None},
-                               self.steps_applied, self.finished, self.error)
+                               self.steps_applied, self.finished, self.error, self.config)
 
     def _feed(self, camera_id: str) -> _Feed:
         feed = self.feeds.get(camera_id)

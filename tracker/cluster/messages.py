@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tracker.config import TrackerConfig
 from tracker.types import CameraState, CameraStatus, CameraUpdate, Detections, GlobalIdentity
 
 JPEG_QUALITY = 90
@@ -192,6 +193,7 @@ class JobSnapshot:
         applied_steps: steps applied so far (all cameras).
         finished: the job has written its outputs.
         error: why the job stopped early, "" while healthy.
+        config: the job's pipeline options.
     """
 
     job: str
@@ -203,6 +205,7 @@ class JobSnapshot:
     applied_steps: int = 0
     finished: bool = False
     error: str = ""
+    config: TrackerConfig | None = None
 
 
 def empty_detections() -> Detections:
