@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     viewer.add_argument("--exit-after", type=float, default=None,
                         help="close after this many seconds of running (default with --snapshot: 10)")
     viewer.add_argument("-v", "--verbose", action="count", default=0)
+    cluster = parser.add_argument_group("cluster job (Ray; pip install -e '.[cluster]')")
+    cluster.add_argument("--attach", default=None, metavar="auto|ray://HOST:PORT",
+                         help="show a job running on a Ray cluster (python -m tracker run --cluster ...): its "
+                              "cameras' states and boxes and its identities; the frames stay on the cluster")
+    cluster.add_argument("--job", default=None, help="with --attach: the job's name (default: the only job running)")
+    cluster.add_argument("--camera", action="append", default=None,
+                         help="with --attach: a camera of the job to show (repeat it; default: all, at most 9)")
     add_tracker_arguments(parser)
     add_store_arguments(parser)
     parser.set_defaults(realtime=True)
@@ -94,6 +101,34 @@ def _schedule_exit(window, seconds: float, snapshot: Path | None, outcome: dict)
     QTimer.singleShot(int(seconds * 1000), finish)
 
 
+def _attach(args: argparse.Namespace):
+    """``--attach``: the cluster job to show (connected, its matcher found), or None. Ray is
+    imported only here."""
+    if args.attach is None:
+        if args.job is not None or args.camera is not None:
+            raise ValueError("--job and --camera need --attach")
+        return None
+    if args.source or args.store is not None:
+        raise ValueError("--attach shows a cluster job's own cameras and identities: drop --source and --store")
+    from tracker.cluster.attach import AttachedJob
+    from tracker.cluster.options import parse_cluster
+
+    target = parse_cluster(args.attach)
+    if target.kind == "local":
+        raise ValueError(f"--attach {args.attach!r}: expected auto (a cluster this machine is part of, or a job "
+                         "started here with --cluster local) or ray://HOST:PORT")
+    attached = AttachedJob(target, args.job, args.camera)
+    attached.connect()
+    from app.layout import MAX_CAMERAS
+
+    shown = len(attached.camera_states())
+    if shown > MAX_CAMERAS:
+        attached.stop()
+        raise ValueError(f"job {attached.job} has {shown} cameras and the viewer shows at most {MAX_CAMERAS}: choose "
+                         "them with --camera NAME (repeat it)")
+    return attached
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
@@ -102,16 +137,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         size = _window_size(args.size)
         config = config_from_args(args)
         check_store_args(args)
+        attached = _attach(args)
         _choose_platform(args.snapshot is not None)
         from app.qt import application
         app = application()
         from app.layout import MAX_CAMERAS
         if len(args.source) > MAX_CAMERAS:
             raise ValueError(f"the viewer shows at most {MAX_CAMERAS} cameras, got {len(args.source)} --source")
-        from tracker.pipeline import build_pipeline
-        log.info("loading the detector and the re-ID model")
-        pipeline = build_pipeline(config)
-        session = None
+        pipeline = session = None
+        if attached is None:
+            from tracker.pipeline import build_pipeline
+
+            log.info("loading the detector and the re-ID model")
+            pipeline = build_pipeline(config)
         if args.store is not None:
             from tracker.sources import parse_sources
 
@@ -122,9 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from app.window import ViewerOptions, ViewerWindow
 
+    if attached is not None:
+        config = attached.config  # the job's own options
     window = ViewerWindow(config, args.source, pipeline, ViewerOptions(trail_length=args.trail_length),
                           runner_kwargs={"max_frames": args.max_frames},
-                          store=session.store if session is not None else None)
+                          store=session.store if session is not None else None, runner=attached)
     window.resize(*size)
     window.closed.connect(app.quit)
     outcome = {"code": 0}

@@ -106,13 +106,16 @@ class ViewerWindow(QMainWindow):
         runner_kwargs: extra ``PipelineRunner`` arguments (``max_frames``, ``reconnect``, ``open_capture``).
         store: the identity store the pipeline records into (``--store``): enables *Search by photo…*
             and *Identity history…*.
+        runner: what to show instead of a ``PipelineRunner`` of its own: an object with the same
+            interface, such as ``tracker.cluster.attach.AttachedJob`` (a job running on a cluster:
+            its cameras cannot be added to or paused from here).
     """
 
     closed = pyqtSignal()
 
     def __init__(self, config: TrackerConfig, sources: Sequence[str] = (), pipeline: Pipeline | None = None,
                  options: ViewerOptions = ViewerOptions(), runner_kwargs: dict | None = None,
-                 store=None) -> None:
+                 store=None, runner=None) -> None:
         super().__init__()
         self.store = store
         self.dialogs: list = []  # open store dialogs (kept referenced)
@@ -121,8 +124,12 @@ class ViewerWindow(QMainWindow):
         self.options = options
         self.selected = 0
         self.bridge = ResultBridge(self)
-        self.runner = PipelineRunner(config, list(sources), pipeline=pipeline, on_result=self.bridge.mailbox.offer,
-                                     keep_alive=True, **(runner_kwargs or {}))
+        if runner is None:
+            runner = PipelineRunner(config, list(sources), pipeline=pipeline, on_result=self.bridge.mailbox.offer,
+                                    keep_alive=True, **(runner_kwargs or {}))
+        else:
+            runner.on_result = self.bridge.mailbox.offer
+        self.runner = runner
         self.grid = CameraGrid(options.trail_length)
         self.panel = IdentitiesPanel()
         self._build_ui()
@@ -175,6 +182,10 @@ class ViewerWindow(QMainWindow):
             self.history_action = self._action(search_menu, "Identity history…", "Ctrl+H",
                                                lambda: self.show_history(self.selected))
             self.panel.doubleClicked.connect(lambda _index: self.show_history(self.panel.selected_id()))
+        if getattr(self.runner, "attached", False):  # a cluster job: its own cameras, paced by itself
+            for action in (self.add_file_action, self.add_stream_action, self.pause_action):
+                action.setEnabled(False)
+            self.setWindowTitle(f"mcreid viewer · cluster job {self.runner.job}")
         toolbar = self.addToolBar("Pipeline")
         toolbar.setMovable(False)
         toolbar.addAction(self.add_file_action)

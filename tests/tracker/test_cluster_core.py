@@ -344,3 +344,23 @@ def test_single_process_lockstep_waits_for_a_file_that_opens_slowly(tmp_path):
     assert steps[0] == [("north", 1), ("south", 1), ("east", 1)] and len(steps) == 20
     single_process(CONFIG, sources, tmp_path / "plain")
     assert groups(tmp_path / "slow") == groups(tmp_path / "plain")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--attach", "local"], "--attach 'local': expected auto"),
+    (["--attach", "auto", "--source", "a.mp4"], "--attach shows a cluster job's own cameras and identities"),
+    (["--job", "lab"], "--job and --camera need --attach"),
+    (["--attach", "ray://head"], None),  # valid: fails later, at connecting (not here)
+])
+def test_viewer_attach_options_are_checked_before_connecting(argv, message, caplog, monkeypatch):
+    import app.__main__ as viewer
+    from tracker.cluster import attach
+
+    connected = []
+    monkeypatch.setattr(attach.AttachedJob, "connect", lambda self: connected.append(self.target))
+    monkeypatch.setattr(viewer, "_choose_platform", lambda snapshot: (_ for _ in ()).throw(RuntimeError("stop here")))
+    assert viewer.main(argv) == 2
+    if message is None:
+        assert connected == [ClusterTarget("client", "ray://head:10001")] and "stop here" in caplog.text
+    else:
+        assert not connected and message in caplog.text

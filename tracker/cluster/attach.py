@@ -59,15 +59,18 @@ class AttachedJob:
     Args:
         target: the cluster (None: the one this process is already connected to).
         job: the job's name (None: the only one running).
+        cameras: the cameras to show (None: all; a viewer shows at most 9); identities are the
+            job's, from every camera.
         refresh_s: seconds between two snapshots.
         on_result: called (on the polling thread) with each camera's newest boxes as a ``FrameResult``.
     """
 
     attached = True
 
-    def __init__(self, target: ClusterTarget | None, job: str | None = None, refresh_s: float = 0.5,
-                 on_result: Callable[[FrameResult], None] | None = None) -> None:
+    def __init__(self, target: ClusterTarget | None, job: str | None = None, cameras: list[str] | None = None,
+                 refresh_s: float = 0.5, on_result: Callable[[FrameResult], None] | None = None) -> None:
         self.target, self.job, self.refresh_s, self.on_result = target, job, refresh_s, on_result
+        self.cameras = cameras
         self.config = TrackerConfig()
         self.pipeline = None
         self.error = ""
@@ -96,6 +99,10 @@ class AttachedJob:
             self._connected_here = True
         self.job, self._matcher = find_matcher(ray, self.job)
         self._refresh()
+        known = [s.camera_id for s in self.snapshot.cameras]
+        unknown = [c for c in self.cameras or () if c not in known]
+        if unknown:
+            raise ClusterError(f"job {self.job} has no camera {', '.join(unknown)}; its cameras: {', '.join(known)}")
         log.info("attached to job %s: %d cameras", self.job, len(self.snapshot.cameras))
 
     # -- the runner's interface ------------------------------------------------------------------
@@ -124,11 +131,12 @@ class AttachedJob:
         snapshot = self.snapshot
         if snapshot is None:
             return []
+        states = [s for s in snapshot.cameras if self.cameras is None or s.camera_id in self.cameras]
         if not self.error:
-            return list(snapshot.cameras)
+            return states
         return [replace(s, status=CameraStatus.STOPPED, message=self.error)
                 if s.status in (CameraStatus.OPENING, CameraStatus.RUNNING, CameraStatus.RECONNECTING) else s
-                for s in snapshot.cameras]
+                for s in states]
 
     def identities(self) -> list[GlobalIdentity]:
         snapshot = self.snapshot
@@ -168,6 +176,8 @@ class AttachedJob:
             self.error = snapshot.error
         for camera_id, boxes in snapshot.boxes.items():
             if self._shown.get(camera_id) == boxes.frame_index or self.on_result is None:
+                continue
+            if self.cameras is not None and camera_id not in self.cameras:
                 continue
             self._shown[camera_id] = boxes.frame_index
             colours = tuple(colour_for(int(g)) for g in boxes.global_id)

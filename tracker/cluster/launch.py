@@ -42,7 +42,7 @@ MATCHER_CHECK_S = 2.0
 CONNECT_TIMEOUT_S = 5.0
 
 
-class ClusterError(Exception):
+class ClusterError(RuntimeError):
     """The cluster cannot run the job (unreachable, too small, an actor that cannot start): one line."""
 
 
