@@ -50,6 +50,11 @@ class IdentityGallery:
         self._rows: dict[int, int] = {}  # global id -> row
         self._free: list[int] = list(range(63, -1, -1))
         self._order: tuple[np.ndarray, np.ndarray, dict[int, int]] | None = None  # rows, gids, gid -> position
+        # the live identities' combined unit rows, for one ``live`` mapping and gallery version: a
+        # resolve compares many tracks against the same state (with hundreds of cameras, building
+        # them per comparison was most of the matcher's time)
+        self._version = 0
+        self._combined_cache: tuple[object, int, dict[int, np.ndarray]] | None = None
 
     def __contains__(self, global_id: int) -> bool:
         return global_id in self._rows
@@ -75,6 +80,7 @@ class IdentityGallery:
         self._gid_of_row[row] = global_id
         self._rows[global_id] = row
         self._order = None
+        self._version += 1
 
     def remove(self, global_id: int) -> None:
         """Forget an identity (retired); its row is reused."""
@@ -82,6 +88,7 @@ class IdentityGallery:
         self._gid_of_row[row] = 0
         self._free.append(row)
         self._order = None
+        self._version += 1
 
     def fold(self, global_id: int, signature: Signature) -> None:
         """Add an ended member's clips to the identity."""
@@ -90,6 +97,7 @@ class IdentityGallery:
         self._counts[row] += signature.count
         norm = np.linalg.norm(self._sums[row])
         self._unit[row] = self._sums[row] / norm if norm > 0 else 0.0
+        self._version += 1
 
     def ended(self, global_id: int) -> Signature:
         """The identity's ended members as one signature."""
@@ -108,14 +116,25 @@ class IdentityGallery:
 
     def similarities(self, query: np.ndarray, live: dict[int, list[Signature]]) -> np.ndarray:
         """Cosine similarity of a unit ``query`` to every identity, in ``order()``; an identity's
-        members in ``live`` (still being tracked) count with its ended ones; 0 for no clips yet."""
+        members in ``live`` (still being tracked) count with its ended ones; 0 for no clips yet.
+        ``live`` is read once per gallery change: pass a new mapping when its signatures change,
+        never the same one changed in place."""
         self.order()
         rows, _, position = self._order
         high = int(rows[-1]) + 1 if len(rows) else 0
         sims = (self._unit[:high] @ query)[rows]
-        for gid, signatures in live.items():
-            sims[position[gid]] = float(self._combined(gid, signatures) @ query)
+        for gid, combined in self._live_rows(live).items():
+            sims[position[gid]] = float(combined @ query)
         return sims
+
+    def _live_rows(self, live: dict[int, list[Signature]]) -> dict[int, np.ndarray]:
+        """``_combined`` of every live identity, kept while the same ``live`` mapping (the matcher
+        makes a new one whenever a live signature changes) meets the same gallery."""
+        cache = self._combined_cache
+        if cache is None or cache[0] is not live or cache[1] != self._version:
+            cache = self._combined_cache = (live, self._version,
+                                            {gid: self._combined(gid, sigs) for gid, sigs in live.items()})
+        return cache[2]
 
     def matrix(self, live: dict[int, list[Signature]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every identity with its live members added: ``(global ids, unit rows (N, D), clip counts)``."""

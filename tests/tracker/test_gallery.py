@@ -68,3 +68,20 @@ def test_a_gallery_puts_numpys_blas_on_one_thread():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     before, after = out.stdout.strip().split("] [")
     assert "2" in before and set(after.strip("[]").split(", ")) == {"1"}, out.stdout + out.stderr
+
+
+def test_live_rows_are_built_once_per_live_mapping_and_gallery_change():
+    g = IdentityGallery(6)
+    for gid in (1, 2):
+        g.add(gid)
+    g.fold(1, sig([1, 0, 0, 0, 0, 0], 2))
+    g.fold(2, sig([0, 1, 0, 0, 0, 0], 2))
+    live = {1: [sig([0, 0, 1, 0, 0, 0], 2)]}
+    query = np.array([0, 0, 1, 0, 0, 0], np.float32)
+    first = g.similarities(query, live)
+    assert first[0] == pytest.approx(np.sqrt(0.5)) and first[1] == 0.0
+    built = g._combined_cache[2]
+    assert g.similarities(query, live)[0] == first[0] and g._combined_cache[2] is built  # reused
+    g.fold(1, sig([1, 0, 0, 0, 0, 0], 6))  # the gallery changed: rebuilt
+    assert g.similarities(query, live)[0] == pytest.approx(2 / np.sqrt(68))
+    assert g.similarities(query, {1: [sig([0, 0, 1, 0, 0, 0], 8)]})[0] == pytest.approx(8 / np.sqrt(128))  # new mapping
