@@ -46,3 +46,17 @@ def test_cosine_of_normalised_signatures():
     sims = cosine_matrix(np.array([[2.0, 0], [1, 1]]), np.array([[5.0, 0]]))
     np.testing.assert_allclose(sims[:, 0], [1.0, np.sqrt(0.5)], rtol=1e-6)
     assert np.allclose(Signature.empty(3).normalized(), 0)
+
+
+def test_bad_signatures_say_what_is_wrong():
+    import re
+
+    with pytest.raises(ValueError, match=re.escape("mean must be a (D,) vector, got shape (2, 2)")):
+        Signature(np.zeros((2, 2)), 0)
+    with pytest.raises(ValueError, match=re.escape("count must be >= 0, got -1")):
+        Signature(np.zeros(3), -1)
+
+
+def test_a_feature_given_as_one_row_is_folded_in():
+    sig = Signature.empty(3).add(np.array([[1.0, 2.0, 3.0]], np.float32))
+    assert sig.mean.shape == (3,) and sig.mean.tolist() == [1.0, 2.0, 3.0] and sig.count == 1
