@@ -9,7 +9,8 @@ and 1, 2, 4 camera actors, each actor one camera.
 ``matcher``: how many cameras one matcher serves. Synthetic camera messages as a camera actor
 sends them (4 frames a batch; per frame 3 people's boxes; a 512-d clip feature per track every
 4 frames; a 3 KB JPEG crop per track every 10 frames; tracks of 6 s, half of the people
-returning ones, so identities accumulate) are applied in lockstep order (a) in process by
+returning ones, each camera's people walking in at their own times, so identities
+accumulate) are applied in lockstep order (a) in process by
 ``MatcherCore`` and (b) through the matcher actor, sent by feeder actors with the cameras'
 windows. Camera frames per second / 10 fps = cameras one matcher keeps up with.
 
@@ -144,14 +145,17 @@ def synthetic_batches(camera_ids: Sequence[str], frames: int, seed: int = 0, peo
     persons: list[np.ndarray] = []
     life = int(track_s * FPS)
     out = {}
+    arrive = rng.integers(1, life, (len(camera_ids), people))  # people walk in at different times
     for c, camera_id in enumerate(camera_ids):
         tracks = []  # [track_id, person, first_frame, slot]
         next_track, steps = 1, []
         for frame in range(1, frames + 1):
             ended = []
             for slot in range(people):
+                if frame < arrive[c, slot]:
+                    continue
                 live = [t for t in tracks if t[3] == slot]
-                if live and frame - live[-1][2] >= life + slot * 7:  # staggered ends
+                if live and frame - live[-1][2] >= life:
                     ended.append(live[-1][0])
                     tracks.remove(live[-1])
                     live = []
@@ -176,7 +180,6 @@ def synthetic_batches(camera_ids: Sequence[str], frames: int, seed: int = 0, peo
         batches = [CameraBatch(camera_id, 1, tuple(steps[i:i + batch_frames]))
                    for i in range(0, len(steps), batch_frames)]
         out[camera_id] = batches + [CameraBatch(camera_id, 1, (), final=True)]
-        del c
     return out
 
 

@@ -282,8 +282,9 @@ class ClusterJob:
             self.ray.get(self.matcher.camera_failed.remote(camera_id, why))
             return None
         self.deaths[camera_id] += 1  # its run was cut short: Ray restarts the actor
-        log.warning("camera %s: its actor died (%s); Ray restarts it (%d of at most %d) and the camera resumes",
-                    camera_id, _cause(exc), self.deaths[camera_id], limit)
+        log.warning("camera %s: its actor died (%s: killed, crashed, or its node was lost); Ray restarts it (%d of "
+                    "at most %d) and the camera resumes after the last frame the matcher received", camera_id,
+                    type(exc).__name__, self.deaths[camera_id], limit)
         self.ray.get(self.matcher.camera_restarting.remote(
             camera_id, f"actor restarting ({self.deaths[camera_id]} of at most {limit})"))
         return "ready"
