@@ -91,9 +91,12 @@ def connect(target: ClusterTarget) -> Iterator[None]:
         try:
             ray.init(address=target.address, **quiet)
         except (ConnectionError, RuntimeError) as exc:
+            token = "" if os.environ.get("RAY_AUTH_MODE") else (
+                "; a cluster with token authentication (the default since Ray 2.59) answers only a client that has "
+                "its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (`ray get-auth-token` on the head)")
             raise ClusterError(f"cannot connect to the Ray cluster at {target.address}: {exc}; expected a Ray head's "
                                "client server of the same Ray and Python versions as here (ray "
-                               f"{ray.__version__})") from None
+                               f"{ray.__version__}){token}") from None
     try:
         yield
     finally:
