@@ -18,11 +18,16 @@ from tracker.cluster.camera_worker import CameraWorker, InProcessLink
 from tracker.cluster.launch import ClusterError, fit_cameras
 from tracker.cluster.matcher_core import MatcherCore, OutputSink
 from tracker.cluster.messages import CameraBatch, WireStep, decode_jpeg, encode_jpeg
-from tracker.cluster.options import (ClusterOptions, ClusterTarget, add_cluster_arguments, cluster_options_from_args,
-                                     parse_cluster)
+from tracker.cluster.options import (
+    ClusterOptions,
+    ClusterTarget,
+    add_cluster_arguments,
+    cluster_options_from_args,
+    parse_cluster,
+)
 from tracker.pipeline import Pipeline
 from tracker.sources import CameraReader, parse_sources
-from tracker.types import CameraFrame, CameraStatus
+from tracker.types import CameraStatus
 
 from .cluster_fakes import CONFIG, RED, lab_of_colours, write_scene
 from .fakes import ColourEmbedder, ScriptedDetector
@@ -140,7 +145,8 @@ def deliver(core: MatcherCore, batches_in_arrival_order) -> dict:
 
 def groups(out: Path) -> list:
     identities = json.loads((out / "identities.json").read_text())["identities"]
-    return sorted((int(gid), sorted((t["camera"], t["track_id"]) for t in v["tracks"])) for gid, v in identities.items())
+    return sorted((int(gid), sorted((t["camera"], t["track_id"]) for t in v["tracks"]))
+                  for gid, v in identities.items())
 
 
 def single_process(config, sources, out: Path) -> dict:
@@ -364,3 +370,28 @@ def test_viewer_attach_options_are_checked_before_connecting(argv, message, capl
         assert connected == [ClusterTarget("client", "ray://head:10001")] and "stop here" in caplog.text
     else:
         assert not connected and message in caplog.text
+
+
+def test_lockstep_waits_a_moment_for_a_running_stream_then_goes_on_without_it(tmp_path, monkeypatch):
+    import time
+
+    from tracker.cluster import matcher_core
+    from tracker.cluster.messages import CameraReport
+    from tracker.sources import SourceSpec
+
+    monkeypatch.setattr(matcher_core, "STREAM_WAIT_S", 0.2)
+    source = lab_of_colours(tmp_path / "videos", frames=8)[0]
+    specs = [parse_sources([source])[0], SourceSpec("rtsp://cam/1", "door", "stream")]
+    core = MatcherCore(CONFIG, Pipeline(CONFIG, None, ColourEmbedder()), specs, None)
+    for spec in specs:
+        core.resume(spec.camera_id)
+    steps, _ = camera_steps(CONFIG, source)
+    core.receive(CameraBatch("door", 1, (), CameraReport(CameraStatus.RUNNING)))  # running, then stalled
+    core.receive(CameraBatch("north", 1, tuple(steps)))
+    assert core.apply() == 0  # the stream's frame may still come
+    time.sleep(0.25)
+    assert core.apply() == 8  # it did not: the file goes on alone
+    assert core.feeds["door"].late  # and is not waited for again until it sends a frame
+    core.receive(CameraBatch("door", 1, (), CameraReport(CameraStatus.RECONNECTING)))
+    core.receive(CameraBatch("north", 1, (), final=True))
+    assert core.apply() == 0 and core.feeds["north"].done and not core.feeds["door"].done

@@ -44,7 +44,8 @@ def find_matcher(ray, job: str | None):
     if job is None:
         if len(jobs) != 1:
             raise ClusterError("no mcreid job runs on this cluster" if not jobs else
-                               f"{len(jobs)} mcreid jobs run on this cluster ({', '.join(jobs)}): choose one with --job")
+                               f"{len(jobs)} mcreid jobs run on this cluster ({', '.join(jobs)}): choose one with "
+                               "--job")
         job = jobs[0]
     try:
         return job, ray.get_actor(f"{job}/matcher", namespace=NAMESPACE)

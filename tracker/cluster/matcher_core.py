@@ -7,7 +7,8 @@ waits until each camera has sent it, whatever the network or the machines did: t
 sees exactly what a single-process run's matcher sees (observations of every camera, then every
 camera's clip features, then the ended tracks, then resolve), so the identities are the same.
 A camera is waited for until its last message (``final``), except a stream or webcam that is
-opening or reconnecting (no frame is coming; one machine does not wait for it either). A camera
+opening or reconnecting (no frame is coming; one machine does not wait for it either) or that
+has kept a step waiting for ``STREAM_WAIT_S`` (a stalled stream must not stop every camera). A camera
 whose source is over is ended right after the step that held its last frame. With
 ``--realtime`` a step takes whatever frames have arrived, one per camera, and never waits.
 
@@ -29,8 +30,17 @@ from typing import Sequence
 
 import numpy as np
 
-from tracker.cluster.messages import (Ack, CameraBatch, CameraReport, FrameBoxes, JobSnapshot, ResumePoint, WireStep,
-                                      decode_jpeg, encode_jpeg)
+from tracker.cluster.messages import (
+    Ack,
+    CameraBatch,
+    CameraReport,
+    FrameBoxes,
+    JobSnapshot,
+    ResumePoint,
+    WireStep,
+    decode_jpeg,
+    encode_jpeg,
+)
 from tracker.config import TrackerConfig
 from tracker.out_dir import describe_os_error, prepare_out_dir
 from tracker.outputs import CameraWriter, final_track_ids, write_identities
@@ -41,6 +51,7 @@ from tracker.types import CameraState, CameraStatus, FrameResult, GlobalIdentity
 log = logging.getLogger(__name__)
 
 SNAPSHOT_MEMBERS = 8
+STREAM_WAIT_S = 1.0  # lockstep: how long a step waits for a running stream's frame (one machine: 0.5 s)
 NO_FRAME = np.zeros((0, 0, 3), np.uint8)  # the frames stay on the cameras' machines
 
 
@@ -68,6 +79,8 @@ class _Feed:
     failed: str = ""
     processed: int = 0
     boxes: FrameBoxes | None = None
+    blocking_since: float | None = None  # lockstep: when a step began waiting for this camera
+    late: bool = False  # a stream that kept a step waiting too long: not waited for until it sends
 
 
 class OutputSink:
@@ -164,6 +177,8 @@ class MatcherCore:
                 return False
             self.received_batches += 1
             feed.restarting = ""  # its (new) actor is up
+            if batch.steps:
+                feed.blocking_since, feed.late = None, False
             for step in batch.steps:
                 if step.seq != feed.received_seq + 1:
                     log.warning("camera %s: step %d after %d (steps lost on the way)", batch.camera_id, step.seq,
@@ -242,6 +257,8 @@ class MatcherCore:
         active = [f for f in self.feeds.values() if not f.done]
         if not self.config.realtime and any(not f.queue and self._waits_for(f) for f in active):
             return False
+        for feed in active:
+            feed.blocking_since = None
         heads = [f for f in active if f.queue and isinstance(f.queue[0], WireStep)]
         if not heads:
             return False
@@ -262,12 +279,20 @@ class MatcherCore:
         return True
 
     def _waits_for(self, feed: _Feed) -> bool:
-        """Lockstep: is a step held back until this camera sends its next frame?"""
+        """Lockstep: is a step held back until this camera sends its next frame? A file's (or a
+        restarting camera's) always; a running stream's for ``STREAM_WAIT_S`` at most (it may be
+        stalled in a read before it drops), and then not again until it sends a frame."""
         if feed.final_received or feed.failed:
             return False
         if feed.restarting or feed.spec.kind == "file":
             return True
-        return feed.report.status not in (CameraStatus.OPENING, CameraStatus.RECONNECTING)
+        if feed.late or feed.report.status in (CameraStatus.OPENING, CameraStatus.RECONNECTING):
+            return False
+        now = time.monotonic()
+        if feed.blocking_since is None:
+            feed.blocking_since = now
+        feed.late = now - feed.blocking_since >= STREAM_WAIT_S
+        return not feed.late
 
     def _end(self, feed: _Feed, end: _End) -> None:
         self.pipeline.end_camera(feed.spec.camera_id, end.thumbnails)
@@ -349,12 +374,3 @@ class MatcherCore:
             raise ValueError(f"unknown camera {camera_id!r}; this job's cameras are {', '.join(self.feeds)}")
         return feed
 
-
-def wait_until(predicate, timeout: float, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds passed (tests and the driver)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-    return True

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracker.config import TrackerConfig
-from tracker.types import CameraState, CameraStatus, CameraUpdate, Detections, GlobalIdentity
+from tracker.types import CameraState, CameraStatus, CameraUpdate, GlobalIdentity
 
 JPEG_QUALITY = 90
 THUMBNAIL_HEIGHT = 128  # as tracker.pipeline: identities keep their best crop at most this high
@@ -61,7 +61,8 @@ class WireStep:
 
     @classmethod
     def from_update(cls, seq: int, update: CameraUpdate) -> WireStep:
-        thumbnails = tuple((int(t), encode_jpeg(image), float(score)) for t, (image, score) in update.thumbnails.items())
+        thumbnails = tuple((int(t), encode_jpeg(image), float(score))
+                           for t, (image, score) in update.thumbnails.items())
         bare = CameraUpdate(update.camera_id, update.frame_index, update.time_s, update.boxes,
                             update.feature_track_ids, update.features, tuple(update.ended), {}, update.captured_at)
         return cls(seq, bare, thumbnails)
@@ -207,6 +208,3 @@ class JobSnapshot:
     error: str = ""
     config: TrackerConfig | None = None
 
-
-def empty_detections() -> Detections:
-    return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
