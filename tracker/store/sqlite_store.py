@@ -83,7 +83,7 @@ class SqliteIdentityStore:
         self._lock_fd = lock_fd
         self._index = ExactIndex(model.feature_dim)
         self._index_seq = -1
-        self._sources: dict[int, dict[str, str]] = {}
+        self._sources: dict[int, tuple[dict[str, str], float]] = {}  # run id -> (sources, wall-clock start)
 
     # -- life ----------------------------------------------------------------------------------
     @property
@@ -141,30 +141,33 @@ class SqliteIdentityStore:
 
     # -- runs ----------------------------------------------------------------------------------
     def begin_run(self, sources: dict[str, str]) -> int:
+        started = time.time()
         with self._lock, self._transaction() as conn:
             cur = conn.execute("INSERT INTO runs (started_at, sources, host, pid) VALUES (?, ?, ?, ?)",
-                               (time.time(), json.dumps(sources), socket.gethostname(), os.getpid()))
+                               (started, json.dumps(sources), socket.gethostname(), os.getpid()))
             run_id = int(cur.lastrowid)
-        self._sources[run_id] = dict(sources)
+        self._sources[run_id] = (dict(sources), started)
         return run_id
 
     def add_sources(self, run_id: int, sources: dict[str, str]) -> None:
         """Sources added to a running run (the viewer's File menu)."""
-        merged = {**self._run_sources(run_id), **sources}
+        known, started = self._run_sources(run_id)
+        merged = {**known, **sources}
         with self._lock, self._transaction() as conn:
             conn.execute("UPDATE runs SET sources = ? WHERE run_id = ?", (json.dumps(merged), run_id))
-        self._sources[run_id] = merged
+        self._sources[run_id] = (merged, started)
 
     def end_run(self, run_id: int) -> None:
         with self._lock, self._transaction() as conn:
             conn.execute("UPDATE runs SET ended_at = ? WHERE run_id = ?", (time.time(), run_id))
 
-    def _run_sources(self, run_id: int) -> dict[str, str]:
+    def _run_sources(self, run_id: int) -> tuple[dict[str, str], float]:
+        """The run's sources by camera, and its wall-clock start."""
         if run_id not in self._sources:
-            row = self._conn.execute("SELECT sources FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = self._conn.execute("SELECT sources, started_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
                 raise StoreError(f"identity store {self.path} has no run {run_id}")
-            self._sources[run_id] = json.loads(row[0])
+            self._sources[run_id] = (json.loads(row[0]), float(row[1]))
         return self._sources[run_id]
 
     # -- seeding -------------------------------------------------------------------------------
@@ -187,7 +190,7 @@ class SqliteIdentityStore:
             sqlite3.Error: the write failed (full disk, read-only file); nothing was written.
         """
         now = time.time() if now is None else now
-        sources = self._run_sources(run_id)
+        sources, run_start = self._run_sources(run_id)
         with self._lock, self._transaction() as conn:
             seq = self._bump_seq()
             gids = {s.global_id for s in sightings}
@@ -197,14 +200,14 @@ class SqliteIdentityStore:
             for s in sightings:
                 if s.global_id in forgotten or s.global_id <= 0:
                     continue
-                self._record_one(conn, run_id, sources, s, now, deltas, forgotten)
+                self._record_one(conn, run_id, sources, run_start, s, now, deltas, forgotten)
             for gid, (total, clips) in deltas.items():
                 self._apply_delta(conn, gid, total, clips, seq)
             self._conn.execute("UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'next_global_id'",
                                (int(next_global_id),))
 
-    def _record_one(self, conn: sqlite3.Connection, run_id: int, sources: dict[str, str], s: TrackSighting,
-                    now: float, deltas: dict[int, list], forgotten: set[int]) -> None:
+    def _record_one(self, conn: sqlite3.Connection, run_id: int, sources: dict[str, str], run_start: float,
+                    s: TrackSighting, now: float, deltas: dict[int, list], forgotten: set[int]) -> None:
         m, mean = s.member, s.signature.mean
         count = int(s.signature.count)
 
@@ -227,7 +230,9 @@ class SqliteIdentityStore:
                          "last_time_s = ?, ended_at = ?, clip_count = ?, signature = ?, ended = ? "
                          "WHERE sighting_id = ?", (*values, sighting_id))
         else:
-            started = now - max(0.0, m.last_time_s - m.first_time_s)
+            # the track's source duration back from now, but never before its run began (a file
+            # processed faster than real time covers more source time than wall time)
+            started = max(run_start, now - max(0.0, m.last_time_s - m.first_time_s))
             sighting_id = conn.execute(
                 "INSERT INTO sightings (global_id, first_frame, last_frame, first_time_s, last_time_s, ended_at, "
                 "clip_count, signature, ended, run_id, camera_id, source, track_id, started_at) "
