@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.tracker.vectors import at_cosine as at_cos
 from tracker.matching import IdentityMatcher
 from tracker.signatures import Signature
 
@@ -22,16 +23,6 @@ def unit(i: int) -> np.ndarray:
     v = np.zeros(D)
     v[i] = 1.0
     return v
-
-
-def at_cos(base: np.ndarray, cos: float, axis: int) -> np.ndarray:
-    """A unit vector at cosine ``cos`` from ``base`` (turned towards ``axis``)."""
-    b = base / np.linalg.norm(base)
-    o = np.zeros(D)
-    o[axis] = 1.0
-    o -= (o @ b) * b
-    o /= np.linalg.norm(o)
-    return cos * b + np.sqrt(1 - cos ** 2) * o
 
 
 def feed(m: IdentityMatcher, camera: str, track: int, frames, feature, clips: int = 1, end: bool = False,

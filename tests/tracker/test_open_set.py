@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.tracker.vectors import at_cosine as with_cos
 from tracker.matching import IdentityMatcher
 
 D = 16
@@ -20,16 +21,6 @@ def person(i: int, look: float = 0.0, common: float = 1.0, seed: int | None = No
     if look:
         v += np.random.default_rng(i if seed is None else seed).normal(0, look, D)
     return v
-
-
-def with_cos(base: np.ndarray, cos: float, axis: int) -> np.ndarray:
-    """A unit vector at cosine ``cos`` from ``base`` (turned towards ``axis``)."""
-    b = base / np.linalg.norm(base)
-    o = np.zeros(D)
-    o[axis] = 1.0
-    o -= (o @ b) * b
-    o /= np.linalg.norm(o)
-    return cos * b + np.sqrt(1 - cos ** 2) * o
 
 
 def feed(m, camera, track, frames, feature, clips=2, box=None, end=False):
