@@ -9,10 +9,13 @@ retiring, ``on_settle`` and archiving only what nothing live refers to."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
 from tests.tracker.vectors import at_cosine as at_cos
+from tests.tracker.vectors import feed as feed_track
 from tracker.matching import IdentityMatcher
 from tracker.signatures import Signature
 
@@ -25,15 +28,7 @@ def unit(i: int) -> np.ndarray:
     return v
 
 
-def feed(m: IdentityMatcher, camera: str, track: int, frames, feature, clips: int = 1, end: bool = False,
-         box=None) -> None:
-    for f in frames:
-        m.observe(camera, track, f, f / 10, box(f) if callable(box) else box)
-    for _ in range(clips):
-        m.add_feature(camera, track, feature)
-    if end:
-        m.end_track(camera, track)
-    m.resolve()
+feed = partial(feed_track, clips=1)
 
 
 # -- seed: identities of earlier runs -------------------------------------------------------------

@@ -4,10 +4,13 @@ revised, a lost track found again nearby links at a lower threshold, and all of 
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
 from tests.tracker.vectors import at_cosine as with_cos
+from tests.tracker.vectors import feed as feed_track
 from tracker.matching import IdentityMatcher
 
 D = 16
@@ -23,14 +26,7 @@ def person(i: int, look: float = 0.0, common: float = 1.0, seed: int | None = No
     return v
 
 
-def feed(m, camera, track, frames, feature, clips=2, box=None, end=False):
-    for f in frames:
-        m.observe(camera, track, f, f / 10, box)
-    for _ in range(clips):
-        m.add_feature(camera, track, feature)
-    if end:
-        m.end_track(camera, track)
-    m.resolve()
+feed = partial(feed_track, clips=2)
 
 
 def test_a_stranger_who_resembles_an_old_identity_founds_a_new_one():
