@@ -7,7 +7,13 @@ from typing import Sequence
 import cv2
 from PyQt5.QtCore import QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QBrush, QColor, QIcon, QPixmap
-from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+from PyQt5.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
 
 from app.tiles import bgr_to_qimage, qcolor
 from tracker.types import GlobalIdentity
@@ -24,6 +30,20 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes}:{rest:02d}"
 
 
+
+def style_thumbnail_table(table: QTableWidget, columns: Sequence[str], thumb: QSize) -> None:
+    """Headers, whole-row single selection, read-only cells and rows sized for ``thumb`` icons in
+    column 0 (the identities panel and the search dialog)."""
+    table.setHorizontalHeaderLabels(list(columns))
+    table.setSelectionBehavior(QAbstractItemView.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+    table.setIconSize(thumb)
+    table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(thumb.height() + 6)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+    table.setColumnWidth(0, thumb.width() + 8)
+
 class IdentitiesPanel(QTableWidget):
     """The global identities, sorted by id; rows update in place so the selection survives refreshes.
 
@@ -35,17 +55,8 @@ class IdentitiesPanel(QTableWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
-        self.setHorizontalHeaderLabels(COLUMNS)
-        self.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.setIconSize(THUMB_SIZE)
-        self.verticalHeader().setVisible(False)
-        self.verticalHeader().setDefaultSectionSize(THUMB_SIZE.height() + 6)
-        header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.Stretch)
-        self.setColumnWidth(0, THUMB_SIZE.width() + 8)
+        style_thumbnail_table(self, COLUMNS, THUMB_SIZE)
+        self.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
         self._ids: list[int] = []  # global id of each row
         self._thumbs: dict[int, object] = {}  # global id -> the thumbnail array its icon was made from
         self._wanted = 0  # selected before its row existed (clicked in a view)

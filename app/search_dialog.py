@@ -9,9 +9,17 @@ from typing import Any, Sequence
 
 from PyQt5.QtCore import QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QIcon, QPixmap
-from PyQt5.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget,
-                             QTableWidgetItem, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app.identities_panel import style_thumbnail_table
 from tracker.store.base import IdentityStore, SearchHit
 
 THUMB = QSize(48, 96)
@@ -43,15 +51,7 @@ def _icon(store: IdentityStore, sighting_id: int) -> QIcon:
 
 def _table(columns: Sequence[str], parent: QWidget) -> QTableWidget:
     table = QTableWidget(0, len(columns), parent)
-    table.setHorizontalHeaderLabels(columns)
-    table.setSelectionBehavior(QAbstractItemView.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-    table.setIconSize(THUMB)
-    table.verticalHeader().setVisible(False)
-    table.verticalHeader().setDefaultSectionSize(THUMB.height() + 6)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-    table.setColumnWidth(0, THUMB.width() + 8)
+    style_thumbnail_table(table, columns, THUMB)
     return table
 
 
