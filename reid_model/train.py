@@ -136,7 +136,8 @@ class Trainer:
             [t.label for t in data.train], config.batch_ids, config.clips_per_id, config.seed, ctx.rank, ctx.world_size,
             epoch_size=config.epoch_size,
         )
-        self.dataset = TrainClipDataset(data.train, config.seq_len, config.height, config.width, config.seed * 1024 + ctx.rank)
+        self.dataset = TrainClipDataset(data.train, config.seq_len, config.height, config.width,
+                                        config.seed * 1024 + ctx.rank, erasing_prob=config.random_erasing)
         self.batches_per_epoch = len(self.sampler) // self.sampler.batch_size
         self.progress, self.best_map, self.losses = Progress(), None, {}
         seed_everything(config.seed * 1024 + ctx.rank)

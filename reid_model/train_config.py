@@ -47,7 +47,8 @@ class TrainConfig:
             "none" or a state-dict path; for OSNet "msmt17" (the ONNX asset) or an .onnx path;
             None = the backbone's default (``DEFAULT_PRETRAINED``).
         lr, weight_decay: Adam settings; milestones, gamma: the step decay (epochs, factor).
-        triplet_feature: "raw" (RFU) or "bn"; margin: triplet margin; label_smoothing: CE smoothing.
+        triplet_feature: "raw" (RFU) or "bn"; margin: triplet margin; label_smoothing: CE smoothing; random_erasing:
+        probability of random erasing per clip (0 = off).
         fusion: STA feature fusion (off = the paper's vanilla baseline).
         device: "cpu", "cuda", "cuda:1"...; None = CUDA if available. Under torchrun each rank
             uses cuda:LOCAL_RANK.
@@ -80,6 +81,7 @@ class TrainConfig:
     triplet_feature: str = "raw"
     margin: float = 0.3
     label_smoothing: float = 0.0
+    random_erasing: float = 0.0
     fusion: bool = False
     device: str | None = None
     amp: bool = False
@@ -126,6 +128,8 @@ class TrainConfig:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ValueError(f"random_erasing must be in [0, 1], got {self.random_erasing}")
         if self.device is not None:
             try:
                 torch.device(self.device)

@@ -228,13 +228,14 @@ class TrainClipDataset(Dataset):
         seed: int = 0,
         pad: int = 10,
         flip_prob: float = 0.5,
+        erasing_prob: float = 0.0,
     ) -> None:
         if seq_len < 1 or height < 1 or width < 1:
             raise ValueError(f"need seq_len, height, width >= 1, got {seq_len}, {height}, {width}")
         self.tracklets = list(tracklets)
         self.seq_len, self.height, self.width = seq_len, height, width
         self.seed, self.epoch = seed, 0
-        self.augment = ClipAugment(height, width, pad=pad, flip_prob=flip_prob)
+        self.augment = ClipAugment(height, width, pad=pad, flip_prob=flip_prob, erasing_prob=erasing_prob)
         self._rng: np.random.Generator | None = None
         self._rng_key: tuple[int, int] | None = None
 

@@ -62,20 +62,26 @@ def read_frames(paths: Sequence[Path], height: int, width: int) -> np.ndarray:
 
 
 class ClipAugment:
-    """Pad + random crop + horizontal flip (one draw per clip) then ImageNet normalisation.
+    """Pad + random crop + horizontal flip (one draw per clip), ImageNet normalisation, random erasing.
 
     Args:
         height, width: the clip's (already resized) frame size, kept by the crop.
         pad: zero padding on every side before the random crop (10 px as in torchreid/STA).
         flip_prob: probability of a horizontal flip.
+        erasing_prob: probability of erasing one random rectangle (2-40% of the frame, the same on
+            every frame of the clip) to the mean pixel, as in the "bag of tricks" re-ID baseline;
+            0 (off) by default.
     """
 
-    def __init__(self, height: int, width: int, pad: int = 10, flip_prob: float = 0.5) -> None:
-        if pad < 0 or not 0.0 <= flip_prob <= 1.0:
-            raise ValueError(f"need pad >= 0 and 0 <= flip_prob <= 1, got pad={pad}, flip_prob={flip_prob}")
+    def __init__(self, height: int, width: int, pad: int = 10, flip_prob: float = 0.5,
+                 erasing_prob: float = 0.0) -> None:
+        if pad < 0 or not 0.0 <= flip_prob <= 1.0 or not 0.0 <= erasing_prob <= 1.0:
+            raise ValueError(f"need pad >= 0 and flip/erasing probabilities in [0, 1], got pad={pad}, "
+                             f"flip_prob={flip_prob}, erasing_prob={erasing_prob}")
         self.height, self.width = height, width
         self._random = v2.Compose([v2.RandomCrop((height, width), padding=pad), v2.RandomHorizontalFlip(flip_prob)])
         self._normalise = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        self._erase = v2.RandomErasing(erasing_prob, scale=(0.02, 0.4), value=0.0) if erasing_prob > 0 else None
 
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """uint8 ``(T, 3, H, W)`` -> float32 ``(T, 3, H, W)`` normalised, same crop/flip on every frame.
@@ -89,5 +95,5 @@ class ClipAugment:
             )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(2**62)))
-            clip = self._random(clip)
-        return self._normalise(clip)
+            clip = self._normalise(self._random(clip))
+            return clip if self._erase is None else self._erase(clip)

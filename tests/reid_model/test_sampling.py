@@ -240,6 +240,26 @@ def test_augmentation_rejects_wrong_size() -> None:
         ClipAugment(16, 8)(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), np.random.default_rng(0))
 
 
+def test_random_erasing_blanks_one_rectangle_the_same_on_every_frame() -> None:
+    t, h, w = 4, 64, 32
+    frames = torch.full((t, 3, h, w), 200, dtype=torch.uint8)  # never the mean pixel, padding aside
+    erased = []
+    for seed in range(30):
+        out = ClipAugment(h, w, pad=0, flip_prob=0.0, erasing_prob=0.5)(frames, np.random.default_rng(seed))
+        blank = (out == 0).all(dim=1)  # the mean pixel is 0 after normalisation
+        assert all(torch.equal(blank[0], blank[i]) for i in range(1, t))
+        if blank.any():
+            rows, cols = blank[0].nonzero(as_tuple=True)
+            box = blank[0, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+            assert bool(box.all()) and 0.02 * h * w <= int(blank[0].sum()) <= 0.4 * h * w + 1
+        erased.append(bool(blank.any()))
+    assert 5 <= sum(erased) <= 25  # about half the clips
+    off = ClipAugment(h, w, pad=0, flip_prob=0.0)(frames, np.random.default_rng(0))
+    assert not bool((off == 0).all(dim=1).any())
+    with pytest.raises(ValueError, match="erasing_prob=1.5"):
+        ClipAugment(h, w, erasing_prob=1.5)
+
+
 @pytest.fixture(scope="module")
 def mars(tmp_path_factory):
     return load_mars(build_synthetic_mars(tmp_path_factory.mktemp("mars"), frames_per_tracklet=(3, 9)))
