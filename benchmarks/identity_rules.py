@@ -14,6 +14,9 @@ or founds one; identities are clip-weighted mean signatures - with the rule swap
   exp(a (s_k - T)) / (1 + sum_j exp(a (s_j - T))), is >= 0.5 (depends on the runners-up);
 - ``merge``: the threshold rule, then an identity that just gained a tracklet is merged with any
   other identity whose signature is at least Tm alike.
+- ``offline``: not a rule for a live stream but its ceiling: average-linkage clustering of all the
+  tracklets at once (``scipy.cluster.hierarchy``), cut where the mean cosine similarity between two
+  groups falls below T. It sees the whole stream before deciding anything.
 
 For each rule: its best-F1 setting on ``--tune`` and that setting judged on ``--judge``, and its
 best recall at B-cubed precision >= 0.90 on ``--tune``, judged likewise. Needs the feature cache
@@ -85,6 +88,16 @@ def simulate(clips: Sequence[np.ndarray], decide: Callable[[np.ndarray, int], in
     return list(label + 1)
 
 
+def offline(clips: Sequence[np.ndarray], t: float) -> list[int]:
+    """Average-linkage clusters of the tracklets' mean signatures, cut at mean cosine similarity ``t``."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    if len(clips) < 2:
+        return [1] * len(clips)
+    tree = linkage(_unit(np.stack([c.mean(0) for c in clips])), method="average", metric="cosine")
+    return [int(k) for k in fcluster(tree, t=1.0 - t, criterion="distance")]
+
+
 def threshold(t: float) -> Callable[[np.ndarray, int], int]:
     return lambda s, n: int(np.argmax(s)) if s.max() >= t else -1
 
@@ -130,6 +143,7 @@ RULES: dict[str, list[tuple[str, dict]]] = {
     "max-member": [(f"T={t}", {"decide": threshold(t), "member": "max"}) for t in (0.84, 0.86, 0.88, 0.9)],
     "softmax": [(f"T={t} a={a}", {"decide": softmax(t, a)}) for a in (40, 60) for t in (0.8, 0.82, 0.84)],
     "merge": [(f"T={t} Tm={m}", {"decide": threshold(t), "merge_at": m}) for t in (0.82, 0.86) for m in (0.87, 0.9)],
+    "offline": [(f"T={t}", {"offline": t}) for t in (0.78, 0.8, 0.82, 0.84, 0.86, 0.88)],
 }
 
 
@@ -152,8 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     streams = {part: stream_order(split_identities(tracklets, part)) for part in (args.tune, args.judge)}
 
     def score(part: str, options: dict) -> dict:
-        stream = streams[part]
-        return cluster_scores([t.pid for t in stream], simulate([features[t.name] for t in stream], **options))
+        clips = [features[t.name] for t in streams[part]]
+        labels = offline(clips, options["offline"]) if "offline" in options else simulate(clips, **options)
+        return cluster_scores([t.pid for t in streams[part]], labels)
 
     out = {}
     print(f"\n{'rule':12s} {'best-F1 setting':18s} {'tune F1':>8s} {'judge P':>8s} {'judge F1':>8s} | "

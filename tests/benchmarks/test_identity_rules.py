@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.identity_eval import Tracklet, cluster_scores, run_stream
-from benchmarks.identity_rules import log_n, margin, simulate, softmax, threshold, z_norm
+from benchmarks.identity_rules import log_n, margin, offline, simulate, softmax, threshold, z_norm
 from tracker.matching import IdentityMatcher
 
 
@@ -51,3 +51,15 @@ def test_merging_joins_identities_that_become_alike():
     clips = [a, b, bridge]
     assert len(set(simulate(clips, threshold(0.9)))) == 2  # bridge joins a; b stays apart
     assert len(set(simulate(clips, threshold(0.9), merge_at=0.88))) == 1  # a+bridge now close to b (0.882)
+
+
+def test_offline_clustering_cuts_at_the_mean_similarity_between_groups():
+    a, a2 = np.array([[1.0, 0, 0]] * 2), np.array([[0.96, 0.28, 0]] * 2)  # a.a2 = 0.96
+    b = np.array([[0.6, 0.8, 0]] * 2)  # a.b = 0.6, a2.b = 0.8: mean 0.70 to the group {a, a2}
+    assert len(set(offline([a, a2, b], 0.9))) == 2
+    assert len(set(offline([a, a2, b], 0.69))) == 1 and len(set(offline([a, a2, b], 0.71))) == 2
+    assert offline([a], 0.5) == [1] and offline([], 0.5) == []
+    rows, features = _stream()  # the ceiling sees everything at once: at least as good as the online rule
+    truth, clips = [r.pid for r in rows], [features[r.name] for r in rows]
+    best = max(cluster_scores(truth, offline(clips, t))["bcubed_f1"] for t in (0.8, 0.9, 0.95))
+    assert best >= max(cluster_scores(truth, simulate(clips, threshold(t)))["bcubed_f1"] for t in (0.8, 0.9, 0.95))
