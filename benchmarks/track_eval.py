@@ -140,8 +140,8 @@ def _sweep_configs(config: TrackerConfig, sweep: Sequence[float]) -> dict[str, T
     return out
 
 
-def eval_pets(config: TrackerConfig, work: Path, sweep: Sequence[float] = (), frames: int = PETS_LENGTH
-              ) -> dict[str, object]:
+def eval_pets(config: TrackerConfig, work: Path, sweep: Sequence[float] = (), frames: int = PETS_LENGTH,
+              boxmot: bool = False) -> dict[str, object]:
     """PETS09-S2L1: Ultralytics' model.track() (ByteTrack, BoT-SORT) and our pipeline over ``frames``
     frames, scored on the frames with ground truth (1-124); other matcher settings by replay."""
     gt = load_mot(asset_path(PETS_GT, "the PETS09-S2L1 ground truth"), PETS_FRAMES, PETS_SCALE)
@@ -153,6 +153,14 @@ def eval_pets(config: TrackerConfig, work: Path, sweep: Sequence[float] = (), fr
         base_file = work / f"ultralytics_{name}.txt"
         fps = ultralytics_track(config, video, frames, base_file)
         rows[f"Ultralytics model.track ({name})"] = {**_scored(gt, load_mot(base_file), gt_frames), "fps": fps}
+    if boxmot:  # BoxMOT's trackers on the same detections (benchmarks/peer_trackers.py)
+        from benchmarks.peer_trackers import BOXMOT_TRACKERS, boxmot_track, detect, import_boxmot
+
+        import_boxmot()
+        detections = detect(config, video, frames)
+        for name in BOXMOT_TRACKERS:
+            fps = boxmot_track(name, detections, video, work / f"boxmot_{name}.txt")
+            rows[f"BoxMOT {name}"] = {**_scored(gt, load_mot(work / f"boxmot_{name}.txt"), gt_frames), "fps": fps}
     pipeline = build_pipeline(config)
     recorder = RecordingMatcher(pipeline.matcher)
     pipeline.matcher = recorder
@@ -287,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="PETS: also these match thresholds (the same run replayed through the matcher)")
     parser.add_argument("--pets-frames", type=int, default=PETS_LENGTH,
                         help=f"PETS: frames to run (default: all {PETS_LENGTH}; the ground truth covers 1-{PETS_FRAMES})")
+    parser.add_argument("--boxmot", action="store_true",
+                        help="also score BoxMOT's BoT-SORT, ByteTrack and StrongSORT on the same detections "
+                             "(needs `boxmot`, not installed by mcreid: see benchmarks/peer_trackers.py)")
     parser.add_argument("--json", type=Path, default=Path("track_eval.json"))
     parser.add_argument("--keep", type=Path, help="keep the tracker outputs (MOT files, identities.json) here")
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -294,12 +305,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     config = config_from_args(args)
+    if args.boxmot:
+        from benchmarks.peer_trackers import import_boxmot
+
+        try:
+            import_boxmot()
+        except RuntimeError as error:
+            parser.error(str(error))
     results: dict[str, object] = {"config": {k: v for k, v in vars(config).items()}}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if "pets" in args.parts:
-            results["pets"] = eval_pets(config, work, args.sweep, args.pets_frames)
+            results["pets"] = eval_pets(config, work, args.sweep, args.pets_frames, args.boxmot)
         if "lab" in args.parts:
             results["lab"] = eval_lab(config, work)
         if "similarity" in args.parts:
