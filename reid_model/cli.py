@@ -58,6 +58,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing (0 = off)")
     p.add_argument("--random-erasing", type=float, default=0.0, metavar="P",
                    help="erase a random rectangle of each clip with probability P (0 = off)")
+    p.add_argument("--circle-weight", type=float, default=0.0, metavar="W",
+                   help="add W x circle loss (cosine, margin 0.25, scale 64) on the triplet's feature (0 = off)")
     p.add_argument("--fusion", action="store_true", help="STA feature fusion (off = vanilla baseline)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--amp", action="store_true", help="mixed precision: fp16 on CUDA, bf16 on CPU")
@@ -89,7 +91,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         height=args.height, width=args.width, backbone=args.backbone, pretrained=args.pretrained,
         lr=args.lr, weight_decay=args.weight_decay, milestones=tuple(args.milestones), gamma=args.gamma,
         triplet_feature=args.triplet_feature, margin=args.margin, label_smoothing=args.label_smoothing,
-        random_erasing=args.random_erasing,
+        random_erasing=args.random_erasing, circle_weight=args.circle_weight,
         fusion=args.fusion, device=args.device, amp=args.amp, channels_last=args.channels_last,
         workers=args.workers, seed=args.seed, resume=resume, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,

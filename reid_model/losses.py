@@ -2,6 +2,9 @@
 
 RFU (paper Sec. 3.3, Fig. 4) computes the triplet loss on the **raw feature** (FC1 output, before
 the final BatchNorm); ``triplet_feature="bn"`` gives the paper's "Training: No" row of Table 2.
+Not in the paper, off by default: a circle loss term (Sun et al., CVPR 2020) on the cosine
+similarities of the same feature, which aims every positive pair above 1 - m and every negative
+pair below m: one decision boundary for all people, which open-set matching with one threshold needs.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ class LossOutput(NamedTuple):
     triplet: torch.Tensor
     accuracy: torch.Tensor
     triplet_active: torch.Tensor
+    circle: torch.Tensor | None = None  # the circle term before its weight; None when off
 
     def as_floats(self) -> dict[str, float]:
         """Every component as a Python float, keyed by name (for CSV/TensorBoard)."""
-        return {name: float(value.detach()) for name, value in self._asdict().items()}
+        return {name: float(value.detach()) for name, value in self._asdict().items() if value is not None}
 
 
 def pairwise_euclidean(features: torch.Tensor) -> torch.Tensor:
@@ -76,6 +80,35 @@ def batch_hard_triplet(
     return hinge.mean(), (hinge > 0).float().mean()
 
 
+def circle_loss(features: torch.Tensor, labels: torch.Tensor, margin: float = 0.25, scale: float = 64.0
+                ) -> torch.Tensor:
+    """Pair-wise circle loss (Sun et al. 2020) on cosine similarities, averaged over anchors.
+
+    Per anchor: ``softplus(logsumexp_n(g a_n (s_n - m)) + logsumexp_p(-g a_p (s_p - (1 - m))))`` with
+    ``a_p = max(0, 1 + m - s_p)``, ``a_n = max(0, s_n + m)`` (no gradient through the weights), s the
+    cosine similarity, positives the anchor's other clips of the same identity. Anchors without a
+    positive or a negative in the batch are skipped.
+    """
+    if features.dim() != 2 or labels.dim() != 1 or features.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"features must be (B, D) and labels (B,), got {tuple(features.shape)} and {tuple(labels.shape)}"
+        )
+    x = F.normalize(features.float(), dim=1)
+    sim = x @ x.t()
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    negative = ~same
+    alpha_p = (1.0 + margin - sim.detach()).clamp_min(0.0)
+    alpha_n = (sim.detach() + margin).clamp_min(0.0)
+    logit_p = (-scale * alpha_p * (sim - (1.0 - margin))).masked_fill(~positive, float("-inf"))
+    logit_n = (scale * alpha_n * (sim - margin)).masked_fill(~negative, float("-inf"))
+    usable = positive.any(dim=1) & negative.any(dim=1)
+    if not bool(usable.any()):
+        raise ValueError("circle loss needs an anchor with a positive and a negative in the batch")
+    per_anchor = F.softplus(torch.logsumexp(logit_n[usable], dim=1) + torch.logsumexp(logit_p[usable], dim=1))
+    return per_anchor.mean()
+
+
 class ReIDLoss:
     """Cross entropy on the logits plus batch-hard triplet on the raw (RFU) or BN feature.
 
@@ -83,9 +116,15 @@ class ReIDLoss:
         margin: triplet margin (0.3).
         label_smoothing: cross-entropy label smoothing in [0, 1); 0 (off) by default.
         triplet_feature: "raw" (RFU, default) or "bn".
+        circle_weight: weight of a circle loss term (margin 0.25, scale 64) on the same feature as
+            the triplet; 0 (off, as in the paper) by default.
     """
 
-    def __init__(self, margin: float = 0.3, label_smoothing: float = 0.0, triplet_feature: str = "raw") -> None:
+    def __init__(self, margin: float = 0.3, label_smoothing: float = 0.0, triplet_feature: str = "raw",
+                 circle_weight: float = 0.0) -> None:
+        if circle_weight < 0:
+            raise ValueError(f"circle_weight must be >= 0, got {circle_weight}")
+        self.circle_weight = circle_weight
         if triplet_feature not in TRIPLET_FEATURES:
             raise ValueError(f"unknown triplet_feature {triplet_feature!r}; choose from {list(TRIPLET_FEATURES)}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -106,4 +145,8 @@ class ReIDLoss:
         feature = raw_feature if self.triplet_feature == "raw" else bn_feature
         triplet, active = batch_hard_triplet(feature, labels, self.margin)
         accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
-        return LossOutput(ce + triplet, ce.detach(), triplet.detach(), accuracy, active.detach())
+        if not self.circle_weight:
+            return LossOutput(ce + triplet, ce.detach(), triplet.detach(), accuracy, active.detach())
+        circle = circle_loss(feature, labels)
+        return LossOutput(ce + triplet + self.circle_weight * circle, ce.detach(), triplet.detach(), accuracy,
+                          active.detach(), circle.detach())

@@ -131,7 +131,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.milestones), config.gamma)
         self.scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
-        self.criterion = ReIDLoss(config.margin, config.label_smoothing, config.triplet_feature)
+        self.criterion = ReIDLoss(config.margin, config.label_smoothing, config.triplet_feature, config.circle_weight)
         self.sampler = IdentitySampler(
             [t.label for t in data.train], config.batch_ids, config.clips_per_id, config.seed, ctx.rank, ctx.world_size,
             epoch_size=config.epoch_size,

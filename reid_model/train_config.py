@@ -48,7 +48,8 @@ class TrainConfig:
             None = the backbone's default (``DEFAULT_PRETRAINED``).
         lr, weight_decay: Adam settings; milestones, gamma: the step decay (epochs, factor).
         triplet_feature: "raw" (RFU) or "bn"; margin: triplet margin; label_smoothing: CE smoothing; random_erasing:
-        probability of random erasing per clip (0 = off).
+        probability of random erasing per clip (0 = off); circle_weight: weight of a circle
+        loss term on the triplet's feature (0 = off, as in the paper).
         fusion: STA feature fusion (off = the paper's vanilla baseline).
         device: "cpu", "cuda", "cuda:1"...; None = CUDA if available. Under torchrun each rank
             uses cuda:LOCAL_RANK.
@@ -82,6 +83,7 @@ class TrainConfig:
     margin: float = 0.3
     label_smoothing: float = 0.0
     random_erasing: float = 0.0
+    circle_weight: float = 0.0
     fusion: bool = False
     device: str | None = None
     amp: bool = False
@@ -128,6 +130,8 @@ class TrainConfig:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.circle_weight < 0:
+            raise ValueError(f"circle_weight must be >= 0, got {self.circle_weight}")
         if not 0.0 <= self.random_erasing <= 1.0:
             raise ValueError(f"random_erasing must be in [0, 1], got {self.random_erasing}")
         if self.device is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 CSV_FIELDS = (
-    "step", "epoch", "kind", "lr", "total", "cross_entropy", "triplet", "accuracy", "triplet_active",
+    "step", "epoch", "kind", "lr", "total", "cross_entropy", "triplet", "accuracy", "triplet_active", "circle",
     "rank1", "rank5", "rank20", "mAP",
 )
 

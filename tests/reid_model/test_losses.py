@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from reid_model.losses import ReIDLoss, batch_hard_triplet, pairwise_euclidean
+from reid_model.losses import ReIDLoss, batch_hard_triplet, circle_loss, pairwise_euclidean
 
 
 def brute_force_triplet(features: torch.Tensor, labels: torch.Tensor, margin: float) -> float:
@@ -117,3 +118,52 @@ def test_bad_loss_inputs_raise() -> None:
         batch_hard_triplet(raw, labels[:4])
     with pytest.raises(ValueError, match="training mode"):
         ReIDLoss()(raw, bn, None, labels)
+
+
+def test_circle_loss_of_a_perfect_batch_by_hand() -> None:
+    # positives identical (s_p = 1), negatives orthogonal (s_n = 0): a_p = a_n = 0.25, every logit
+    # 64 * 0.25 * -0.25 = -4; each anchor has 1 positive and 2 negatives: softplus(-4 + log 2 - 4)
+    features = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    assert circle_loss(features, labels).item() == pytest.approx(math.log1p(2 * math.exp(-8.0)), rel=1e-5)
+
+
+def test_circle_loss_pulls_positives_together_and_pushes_negatives_apart() -> None:
+    g = torch.Generator().manual_seed(1)
+    features = (torch.randn(8, 16, generator=g) + 2.0).requires_grad_()  # every pair alike: negatives too
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    same = labels[:, None] == labels[None, :]
+    off_diagonal = ~torch.eye(8, dtype=torch.bool)
+
+    def sims(x):
+        x = F.normalize(x.detach(), dim=1)
+        s = x @ x.t()
+        return s[same & off_diagonal].mean().item(), s[~same].mean().item()
+
+    before, loss = sims(features), circle_loss(features, labels)
+    loss.backward()
+    after = sims(features - 0.05 * features.grad)
+    assert after[0] > before[0] and after[1] < before[1]
+    harder = circle_loss(torch.cat([features[:2], features[:2] + 0.01, features[4:]]).detach(), labels)
+    assert harder.item() > loss.item()  # identity 1 made a copy of identity 0: a much worse batch
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 0, 0], [0, 1, 2, 3]])
+def test_circle_loss_needs_an_anchor_with_a_positive_and_a_negative(labels) -> None:
+    with pytest.raises(ValueError, match="a positive and a negative"):
+        circle_loss(torch.randn(4, 8), torch.tensor(labels))
+    with pytest.raises(ValueError, match="features must be"):
+        circle_loss(torch.randn(4, 8), torch.tensor(labels[:3]))
+
+
+def test_reid_loss_adds_the_weighted_circle_term() -> None:
+    raw, bn, logits, labels = _outputs()
+    out = ReIDLoss(circle_weight=0.5)(raw, bn, logits, labels)
+    assert out.circle.item() == pytest.approx(circle_loss(raw, labels).item(), rel=1e-6)
+    assert out.total.item() == pytest.approx(out.cross_entropy.item() + out.triplet.item() + 0.5 * out.circle.item(),
+                                             rel=1e-6)
+    assert set(out.as_floats()) == {"total", "cross_entropy", "triplet", "accuracy", "triplet_active", "circle"}
+    bn_out = ReIDLoss(triplet_feature="bn", circle_weight=1.0)(raw, bn, logits, labels)
+    assert bn_out.circle.item() == pytest.approx(circle_loss(bn, labels).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="circle_weight must be >= 0"):
+        ReIDLoss(circle_weight=-1.0)

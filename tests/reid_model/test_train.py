@@ -184,7 +184,7 @@ def test_missing_data_raises_file_not_found(mars_root: Path, tmp_path: Path, cap
         {"epochs": 0}, {"max_iters": 0}, {"batch_ids": 1}, {"clips_per_id": 0}, {"seq_len": 0},
         {"lr": 0.0}, {"weight_decay": -1.0}, {"gamma": 0.0}, {"gamma": 1.5}, {"milestones": (3, 2)},
         {"milestones": (0,)}, {"triplet_feature": "pooled"}, {"margin": -0.1}, {"label_smoothing": 1.0},
-        {"random_erasing": 1.5}, {"random_erasing": -0.1},
+        {"random_erasing": 1.5}, {"random_erasing": -0.1}, {"circle_weight": -0.5},
         {"device": "gpu0"}, {"backbone": "vgg16"}, {"height": 70}, {"height": 80}, {"workers": -1},
         {"eval_every": -1},
     ],
@@ -222,7 +222,9 @@ def test_train_config_round_trip_and_cli_defaults(tmp_path: Path) -> None:
     assert paper.resume == Path("o") / "last.pt" and paper.backbone == "resnet50" and not paper.fusion
     assert paper.random_erasing == 0.0
     erasing = build_parser().parse_args(["train", "--data-root", "d", "--out", "o", "--random-erasing", "0.5"])
-    assert config_from_args(erasing).random_erasing == 0.5
+    assert config_from_args(erasing).random_erasing == 0.5 and paper.circle_weight == 0.0
+    circle = build_parser().parse_args(["train", "--data-root", "d", "--out", "o", "--circle-weight", "0.5"])
+    assert config_from_args(circle).circle_weight == 0.5
 
 
 def test_python_dash_m_entry_point() -> None:
