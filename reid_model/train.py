@@ -237,14 +237,15 @@ class Trainer:
         return train_step(self.model, self.criterion, self.optimizer, clips, labels, self.config.amp, self.scaler)
 
     def _mean_over_ranks(self, losses: LossOutput) -> dict[str, float]:
-        values = torch.stack([v.detach().float() for v in losses]).cpu()
+        parts = {name: value for name, value in losses._asdict().items() if value is not None}  # circle: when on
+        values = torch.stack([v.detach().float() for v in parts.values()]).cpu()
         if self.ctx.enabled:
             import torch.distributed as dist
 
             values = values.to(self.device)
             dist.all_reduce(values)
             values = values.cpu() / self.ctx.world_size
-        return dict(zip(LossOutput._fields, values.tolist()))
+        return dict(zip(parts, values.tolist()))
 
     def _log_step(self) -> None:
         if self.writer is not None:

@@ -101,6 +101,19 @@ def test_cli_trains_to_rank1_100_through_attention_and_both_losses(hue_root: Pat
     assert after["rank1"] == 100.0 and after["mAP"] == pytest.approx(best["eval"]["mAP"], abs=1e-3)
 
 
+def test_the_circle_term_and_random_erasing_train_and_log(hue_root: Path, tmp_path: Path) -> None:
+    runs = {}
+    for name, extra in (("plain", []), ("circle", ["--circle-weight", "0.5", "--random-erasing", "0.5"])):
+        out = tmp_path / name
+        argv = ["train", "--data-root", str(hue_root), "--out", str(out), *SMALL, "--batch-ids", "4",
+                "--clips-per-id", "2", "--epochs", "3", "--max-iters", "3", "--checkpoint-every", "0", *extra]
+        assert main(argv) == 0
+        runs[name] = read_rows(out, "train")
+    assert len(runs["circle"]) == 3 and all(float(r["circle"]) > 0 for r in runs["circle"])
+    assert all(float(r["total"]) > float(r["cross_entropy"]) + float(r["triplet"]) for r in runs["circle"])
+    assert all(r["circle"] == "" for r in runs["plain"])  # off: no column value, as in the paper
+
+
 class _Killed(Exception):
     """Stands in for SIGKILL in the middle of an iteration."""
 
