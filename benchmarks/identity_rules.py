@@ -14,7 +14,7 @@ or founds one; identities are clip-weighted mean signatures - with the rule swap
   exp(a (s_k - T)) / (1 + sum_j exp(a (s_j - T))), is >= 0.5 (depends on the runners-up);
 - ``merge``: the threshold rule, then an identity that just gained a tracklet is merged with any
   other identity whose signature is at least Tm alike.
-- ``offline``: not a rule for a live stream but its ceiling: average-linkage clustering of all the
+- ``offline``: not a rule for a live stream but a reference for one: average-linkage clustering of all the
   tracklets at once (``scipy.cluster.hierarchy``), cut where the mean cosine similarity between two
   groups falls below T. It sees the whole stream before deciding anything.
 
