@@ -16,7 +16,6 @@ defaults, as a new user would.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Sequence
@@ -26,9 +25,6 @@ import numpy as np
 
 from mcreid.assets import asset_path
 from tracker.config import TrackerConfig
-from tracker.detector import default_imgsz, detector_weights, import_ultralytics
-
-log = logging.getLogger("track_eval")
 
 BOXMOT_TRACKERS = ("BotSort", "ByteTrack", "StrongSort")  # BoxMOT class names; ByteTrack has no re-ID
 REID_WEIGHTS = "weights/osnet_x0_25_msmt17.onnx"
@@ -48,11 +44,9 @@ def import_boxmot():
 
 def detect(config: TrackerConfig, video: Path, frames: int) -> list[np.ndarray]:
     """Per frame, ``(N, 6)`` person boxes ``x1, y1, x2, y2, conf, cls`` from Ultralytics' predict."""
-    import_ultralytics()
-    from ultralytics import YOLO
+    from benchmarks.track_eval import ultralytics_model
 
-    weights = detector_weights(config.detector, config.device)
-    model, imgsz = YOLO(weights, task="detect"), config.imgsz or default_imgsz(weights)
+    model, imgsz = ultralytics_model(config)
     capture, out = cv2.VideoCapture(str(video)), []
     for _ in range(frames):
         ok, frame = capture.read()

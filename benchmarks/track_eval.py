@@ -99,15 +99,20 @@ def mot_metrics(gt: np.ndarray, pred: np.ndarray, num_frames: int) -> dict[str, 
 
 
 # -- PETS --------------------------------------------------------------------------------------
-def ultralytics_track(config: TrackerConfig, video: Path, frames: int, out: Path,
-                      tracker: str = "bytetrack.yaml") -> float:
-    """Ultralytics' own ``model.track()`` (same weights, NMS IoU and person class; ``tracker`` is its
-    ``bytetrack.yaml`` or ``botsort.yaml``); writes MOT; returns fps."""
+def ultralytics_model(config: TrackerConfig):
+    """Ultralytics' ``YOLO`` on the tracker's detector weights, and the input size to run it at."""
     import_ultralytics()
     from ultralytics import YOLO
 
     weights = detector_weights(config.detector, config.device)
-    model, imgsz = YOLO(weights, task="detect"), config.imgsz or default_imgsz(weights)
+    return YOLO(weights, task="detect"), config.imgsz or default_imgsz(weights)
+
+
+def ultralytics_track(config: TrackerConfig, video: Path, frames: int, out: Path,
+                      tracker: str = "bytetrack.yaml") -> float:
+    """Ultralytics' own ``model.track()`` (same weights, NMS IoU and person class; ``tracker`` is its
+    ``bytetrack.yaml`` or ``botsort.yaml``); writes MOT; returns fps."""
+    model, imgsz = ultralytics_model(config)
     capture = cv2.VideoCapture(str(video))
     rows, tic, done = [], time.perf_counter(), 0
     for frame_index in range(1, frames + 1):
@@ -154,9 +159,8 @@ def eval_pets(config: TrackerConfig, work: Path, sweep: Sequence[float] = (), fr
         fps = ultralytics_track(config, video, frames, base_file)
         rows[f"Ultralytics model.track ({name})"] = {**_scored(gt, load_mot(base_file), gt_frames), "fps": fps}
     if boxmot:  # BoxMOT's trackers on the same detections (benchmarks/peer_trackers.py)
-        from benchmarks.peer_trackers import BOXMOT_TRACKERS, boxmot_track, detect, import_boxmot
+        from benchmarks.peer_trackers import BOXMOT_TRACKERS, boxmot_track, detect
 
-        import_boxmot()
         detections = detect(config, video, frames)
         for name in BOXMOT_TRACKERS:
             fps = boxmot_track(name, detections, video, work / f"boxmot_{name}.txt")

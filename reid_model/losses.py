@@ -33,9 +33,13 @@ class LossOutput(NamedTuple):
     triplet_active: torch.Tensor
     circle: torch.Tensor | None = None  # the circle term before its weight; None when off
 
+    def parts(self) -> dict[str, torch.Tensor]:
+        """The components present (the circle term only when on), keyed by name."""
+        return {name: value for name, value in self._asdict().items() if value is not None}
+
     def as_floats(self) -> dict[str, float]:
         """Every component as a Python float, keyed by name (for CSV/TensorBoard)."""
-        return {name: float(value.detach()) for name, value in self._asdict().items() if value is not None}
+        return {name: float(value.detach()) for name, value in self.parts().items()}
 
 
 def pairwise_euclidean(features: torch.Tensor) -> torch.Tensor:

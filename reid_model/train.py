@@ -237,7 +237,7 @@ class Trainer:
         return train_step(self.model, self.criterion, self.optimizer, clips, labels, self.config.amp, self.scaler)
 
     def _mean_over_ranks(self, losses: LossOutput) -> dict[str, float]:
-        parts = {name: value for name, value in losses._asdict().items() if value is not None}  # circle: when on
+        parts = losses.parts()
         values = torch.stack([v.detach().float() for v in parts.values()]).cpu()
         if self.ctx.enabled:
             import torch.distributed as dist
